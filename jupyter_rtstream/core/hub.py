@@ -1,0 +1,348 @@
+"""The hub: topics, sequence numbers, replay buffers and per-client outboxes (sans-I/O).
+
+Publishing is paid once per message, not once per client: :meth:`Hub.publish` assigns the
+topic's next ``seq``, serializes the message once into a :class:`Frame`, stores it in the
+topic's replay buffer, and appends the *same* frame object to every subscriber's outbox.
+Nothing here touches a socket. The I/O shell registers a ``waker`` per client, is called
+when that client's outbox goes from empty to non-empty, and then drains it with
+:meth:`Outbox.drain`.
+
+Slow consumers: every outbox is bounded (bytes and messages). Past a quarter of the bound
+the client is *lagging*: a new market data / indicator / analytics frame replaces the one
+still queued for the same topic (latest wins, counted in ``conflated``). Must-deliver frames
+(alerts and control messages) are never conflated or dropped; when one does not fit, the
+outbox asks the I/O shell to close the connection with 1013, and the client resumes from the
+replay buffers on reconnect.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .codec import encode
+from .errors import CloseCode, close_reason
+from .messages import StreamedMessage, split_topic
+
+#: Subscription types whose frames may be conflated (latest wins) for a lagging client.
+CONFLATABLE_KINDS = frozenset({"market_data", "technical_indicators", "analytics"})
+
+
+@dataclass(slots=True)
+class Frame:
+    """One serialized message, shared by every outbox and the replay buffer."""
+
+    text: str
+    topic: str | None = None
+    seq: int = 0
+    created: float = 0.0
+    conflatable: bool = False
+    nbytes: int = field(init=False)
+    #: The frame's WebSocket wire bytes, built once by the I/O shell and shared.
+    wire: bytes | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.nbytes = len(self.text)
+
+
+@dataclass(slots=True)
+class _Slot:
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """What a subscribe did: ``recovered`` is None for a plain subscribe, else the resume's
+    outcome; ``frames`` are the replayed (or snapshot) frames to send after the ack."""
+
+    recovered: bool | None
+    frames: list[Frame]
+    replayed: int
+    snapshot: bool
+
+
+class Outbox:
+    """A client's bounded, conflating queue of frames waiting to be written."""
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        max_bytes: int,
+        max_messages: int,
+        waker: Callable[[], None] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        self.lag_bytes = max_bytes // 4
+        self.lag_messages = max(1, max_messages // 4)
+        self.waker = waker
+        self.subscriptions: set[str] = set()
+        self.nbytes = 0
+        self.conflated = 0
+        self.conflated_by_topic: Counter[str] = Counter()
+        self.delivered = 0
+        self.close_request: CloseRequest | None = None
+        self._queue: deque[_Slot] = deque()
+        self._pending: dict[str, _Slot] = {}
+        self._notified = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def lagging(self) -> bool:
+        return self.nbytes > self.lag_bytes or len(self._queue) > self.lag_messages
+
+    def push(self, frame: Frame) -> None:
+        """Queue a frame, conflating or closing per the slow-consumer policy."""
+        if self.close_request is not None:
+            return
+        if frame.conflatable and frame.topic is not None and self.lagging:
+            slot = self._pending.get(frame.topic)
+            if slot is not None:
+                self.nbytes += frame.nbytes - slot.frame.nbytes
+                slot.frame = frame
+                self.conflated += 1
+                self.conflated_by_topic[frame.topic] += 1
+                return
+        slot = _Slot(frame)
+        self._queue.append(slot)
+        self.nbytes += frame.nbytes
+        if frame.conflatable and frame.topic is not None:
+            self._pending[frame.topic] = slot
+        elif self.nbytes > self.max_bytes or len(self._queue) > self.max_messages:
+            # A must-deliver frame does not fit: never drop it, ask for a resumable close.
+            self.request_close(
+                CloseCode.TRY_AGAIN_LATER,
+                close_reason("SLOW_CONSUMER", retry_after=1.0),
+                discard=True,
+            )
+            return
+        self._wake()
+
+    def push_text(self, text: str) -> None:
+        """Queue a must-deliver control message (ack, error, connection_status)."""
+        self.push(Frame(text))
+
+    def forget_topic(self, topic: str) -> None:
+        """Stop conflating into frames queued before an unsubscribe/resubscribe."""
+        self._pending.pop(topic, None)
+
+    def request_close(self, code: int, reason: str, *, discard: bool = False) -> None:
+        """Ask the I/O shell to close; what is queued is still sent unless ``discard``."""
+        if self.close_request is None:
+            self.close_request = CloseRequest(code, reason)
+            if discard:
+                self._queue.clear()
+                self._pending.clear()
+                self.nbytes = 0
+            self._wake(force=True)
+
+    def drain(self) -> list[str]:
+        """Everything queued, in order; the outbox is empty afterwards."""
+        self._notified = False
+        if not self._queue:
+            return []
+        out = [slot.frame.text for slot in self._queue]
+        self._queue.clear()
+        self._pending.clear()
+        self.nbytes = 0
+        self.delivered += len(out)
+        return out
+
+    def drain_frames(self) -> list[Frame]:
+        """Like :meth:`drain` but returns the shared :class:`Frame` objects."""
+        self._notified = False
+        frames = [slot.frame for slot in self._queue]
+        self._queue.clear()
+        self._pending.clear()
+        self.nbytes = 0
+        self.delivered += len(frames)
+        return frames
+
+    def _wake(self, force: bool = False) -> None:
+        if (force or not self._notified) and self.waker is not None:
+            self._notified = True
+            self.waker()
+
+
+@dataclass
+class _Topic:
+    name: str
+    kind: str
+    conflatable: bool
+    seq: int = 0
+    buffer: deque[Frame] = field(default_factory=deque)
+    subscribers: dict[str, Outbox] = field(default_factory=dict)
+    published: int = 0
+
+
+class Hub:
+    """Topics and outboxes for every connected client of one server process."""
+
+    def __init__(
+        self,
+        *,
+        epoch: str | None = None,
+        replay_messages: int = 1000,
+        replay_seconds: float = 60.0,
+        replay_hard_limit: int = 100_000,
+        outbox_max_bytes: int = 1 << 20,
+        outbox_max_messages: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.epoch = epoch or f"{int(time.time()):x}-{secrets.token_hex(4)}"
+        self.replay_messages = replay_messages
+        self.replay_seconds = replay_seconds
+        self.replay_hard_limit = max(replay_hard_limit, replay_messages)
+        self.outbox_max_bytes = outbox_max_bytes
+        self.outbox_max_messages = outbox_max_messages
+        self.clock = clock
+        self.topics: dict[str, _Topic] = {}
+        self.clients: dict[str, Outbox] = {}
+        self.published = 0
+        self.fanned_out = 0
+
+    # ------------------------------------------------------------------ clients
+
+    def connect(self, client_id: str, waker: Callable[[], None] | None = None) -> Outbox:
+        outbox = Outbox(
+            client_id,
+            max_bytes=self.outbox_max_bytes,
+            max_messages=self.outbox_max_messages,
+            waker=waker,
+        )
+        self.clients[client_id] = outbox
+        return outbox
+
+    def disconnect(self, client_id: str) -> None:
+        outbox = self.clients.pop(client_id, None)
+        if outbox is None:
+            return
+        for name in outbox.subscriptions:
+            topic = self.topics.get(name)
+            if topic is not None:
+                topic.subscribers.pop(client_id, None)
+        outbox.subscriptions.clear()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def topic(self, name: str) -> _Topic:
+        topic = self.topics.get(name)
+        if topic is None:
+            kind, _ = split_topic(name)
+            topic = _Topic(name, kind, kind in CONFLATABLE_KINDS)
+            self.topics[name] = topic
+        return topic
+
+    def subscribe(
+        self,
+        client_id: str,
+        name: str,
+        *,
+        resume_from: int | None = None,
+        epoch: str | None = None,
+    ) -> SubscribeResult:
+        """Register a subscription; return the frames to send after the ``ack``.
+
+        With ``resume_from`` and this hub's ``epoch``: every buffered frame after that seq
+        (``recovered=True``) when the buffer still covers the gap. Otherwise, and for a plain
+        subscribe, a snapshot: the topic's latest frame (none for alert topics, which are
+        events; their gap is filled from the persisted history).
+        """
+        outbox = self.clients[client_id]
+        topic = self.topic(name)
+        outbox.forget_topic(name)
+        outbox.subscriptions.add(name)
+        topic.subscribers[client_id] = outbox
+        recovered: bool | None = None
+        if resume_from is not None:
+            recovered = epoch == self.epoch and self._covers(topic, resume_from)
+            if recovered:
+                frames = [f for f in topic.buffer if f.seq > resume_from]
+                return SubscribeResult(True, frames, len(frames), False)
+        if topic.conflatable and topic.buffer:
+            return SubscribeResult(recovered, [topic.buffer[-1]], 0, True)
+        return SubscribeResult(recovered, [], 0, False)
+
+    @staticmethod
+    def _covers(topic: _Topic, resume_from: int) -> bool:
+        if resume_from > topic.seq:
+            return False  # a seq from the future: not this epoch's history
+        if resume_from == topic.seq:
+            return True
+        return bool(topic.buffer) and topic.buffer[0].seq <= resume_from + 1
+
+    def unsubscribe(self, client_id: str, name: str) -> bool:
+        outbox = self.clients.get(client_id)
+        if outbox is None or name not in outbox.subscriptions:
+            return False
+        outbox.subscriptions.discard(name)
+        outbox.forget_topic(name)
+        topic = self.topics.get(name)
+        if topic is not None:
+            topic.subscribers.pop(client_id, None)
+        return True
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, message: StreamedMessage, also: Iterable[str] = ()) -> Frame:
+        """Assign the next seq of ``message.topic``, serialize once, buffer and fan out.
+
+        ``also`` names extra topics (e.g. ``alerts:*``) that receive the message as their own
+        frame with their own seq.
+        """
+        frame = self._publish_one(message.topic, message)
+        for extra in also:
+            self._publish_one(extra, message.model_copy(update={"topic": extra}))
+        return frame
+
+    def _publish_one(self, name: str, message: StreamedMessage) -> Frame:
+        topic = self.topic(name)
+        topic.seq += 1
+        message.seq = topic.seq
+        now = self.clock()
+        frame = Frame(encode(message), name, topic.seq, now, topic.conflatable)
+        buffer = topic.buffer
+        buffer.append(frame)
+        while len(buffer) > self.replay_messages and (
+            now - buffer[0].created > self.replay_seconds or len(buffer) > self.replay_hard_limit
+        ):
+            buffer.popleft()
+        topic.published += 1
+        self.published += 1
+        for outbox in topic.subscribers.values():
+            outbox.push(frame)
+        self.fanned_out += len(topic.subscribers)
+        return frame
+
+    def latest(self, name: str) -> Frame | None:
+        topic = self.topics.get(name)
+        return topic.buffer[-1] if topic is not None and topic.buffer else None
+
+    # ------------------------------------------------------------------ stats
+
+    @property
+    def conflated(self) -> int:
+        return sum(o.conflated for o in self.clients.values())
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "published": self.published,
+            "fanned_out": self.fanned_out,
+            "clients": len(self.clients),
+            "topics": len(self.topics),
+            "conflated": self.conflated,
+            "queued_bytes": sum(o.nbytes for o in self.clients.values()),
+        }

@@ -1,0 +1,253 @@
+"""One client connection's protocol state machine (sans-I/O).
+
+The WebSocket handler feeds it what arrives (:meth:`ServerSession.receive_text`,
+:meth:`~ServerSession.receive_binary`, :meth:`~ServerSession.heartbeat`) and writes what
+the session's outbox holds; the session decides every answer: ``ack``, ``error``,
+``connection_status``, replay, and when the connection must close and with which code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from .codec import decode_client, encode, request_id_of
+from .errors import CloseCode, CloseConnection, ErrorCode, ProtocolError, close_reason
+from .hub import Hub, Outbox
+from .instruments import InstrumentRegistry
+from .messages import (
+    PROTOCOL_VERSIONS,
+    Ack,
+    AckPayload,
+    ConnectionStatus,
+    ConnectionStatusPayload,
+    Error,
+    ErrorPayload,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    topic_for,
+    utc_now,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection bounds (the server's traitlets fill these in)."""
+
+    max_message_size: int = 64 * 1024
+    max_subscriptions: int = 100
+    rate_limit: float = 50.0
+    rate_burst: int = 100
+    #: Frames over budget (net of frames accepted since) before a 1008 close.
+    flood_tolerance: int = 100
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens/s, at most ``burst`` banked."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.updated = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class ServerSession:
+    """Protocol state of one connected client."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        instruments: InstrumentRegistry,
+        client_id: str,
+        *,
+        limits: Limits | None = None,
+        waker: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat_interval: float | None = None,
+        server_version: str | None = None,
+    ) -> None:
+        self.hub = hub
+        self.instruments = instruments
+        self.client_id = client_id
+        self.limits = limits or Limits()
+        self.outbox: Outbox = hub.connect(client_id, waker)
+        self.bucket = TokenBucket(self.limits.rate_limit, self.limits.rate_burst, clock)
+        self.over_budget = 0
+        self.connected_at: datetime = utc_now()
+        self.heartbeat_interval = heartbeat_interval
+        self.server_version = server_version
+        self.received = 0
+        self.rejected = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def opened(self) -> None:
+        """Greet the client with its ``connection_status`` (client id, epoch, versions)."""
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        self.outbox.push_text(encode(self.status()))
+
+    def receive_text(self, text: str) -> None:
+        """Handle one client text frame; every outcome lands in the outbox."""
+        self.received += 1
+        if self.outbox.close_request is not None:
+            return
+        try:
+            self._receive(text)
+        except CloseConnection as exc:
+            self._refuse(exc)
+            self.outbox.request_close(exc.close_code, exc.reason)
+        except ProtocolError as exc:
+            self._refuse(exc)
+        except Exception as exc:  # a bug must not kill the connection or the server
+            self._refuse(
+                ProtocolError(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+            )
+
+    def receive_binary(self) -> None:
+        self.outbox.request_close(CloseCode.UNSUPPORTED_DATA, close_reason("BINARY_FRAME"))
+
+    def closed(self) -> None:
+        self.hub.disconnect(self.client_id)
+
+    # ------------------------------------------------------------------ outputs
+
+    def data_to_send(self) -> list[str]:
+        return self.outbox.drain()
+
+    @property
+    def close_request(self) -> tuple[int, str] | None:
+        req = self.outbox.close_request
+        return None if req is None else (req.code, req.reason)
+
+    def status(self) -> ConnectionStatus:
+        now = utc_now()
+        return ConnectionStatus(
+            timestamp=now,
+            data=ConnectionStatusPayload(
+                client_id=self.client_id,
+                connected_at=self.connected_at,
+                subscriptions=sorted(self.outbox.subscriptions),
+                last_heartbeat=now,
+                epoch=self.hub.epoch,
+                protocol_versions=list(PROTOCOL_VERSIONS),
+                heartbeat_interval=self.heartbeat_interval,
+                conflated=self.outbox.conflated,
+                server_version=self.server_version,
+            ),
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _receive(self, text: str) -> None:
+        limit = self.limits.max_message_size
+        if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise CloseConnection(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"frame exceeds {limit} bytes",
+                CloseCode.MESSAGE_TOO_BIG,
+            )
+        if not self.bucket.take():
+            self.over_budget += 1
+            retry_after = max(1.0, self.limits.rate_burst / max(self.limits.rate_limit, 1e-9))
+            if self.over_budget > self.limits.flood_tolerance:
+                raise CloseConnection(
+                    ErrorCode.RATE_LIMITED,
+                    "sustained flooding over the rate limit",
+                    CloseCode.POLICY_VIOLATION,
+                    retry_after=retry_after,
+                    request_id=request_id_of(text),
+                )
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"over {self.limits.rate_limit:g} messages/s; slow down",
+                request_id_of(text),
+            )
+        self.over_budget = max(0, self.over_budget - 1)
+        request = decode_client(text)
+        if isinstance(request, ProtocolError):
+            raise request
+        try:
+            if isinstance(request, Subscribe):
+                self._subscribe(request)
+            elif isinstance(request, Unsubscribe):
+                self._unsubscribe(request)
+            else:
+                self._ping(request)
+        except ProtocolError as exc:
+            exc.request_id = exc.request_id or request.request_id
+            raise
+
+    def _topic(self, request: Subscribe | Unsubscribe) -> str:
+        symbol = self.instruments.resolve(
+            request.symbol,
+            request.instrument_id,
+            allow_all=request.subscription_type == "alerts",
+        )
+        return topic_for(request.subscription_type, symbol)
+
+    def _subscribe(self, request: Subscribe) -> None:
+        topic = self._topic(request)
+        subs = self.outbox.subscriptions
+        if topic not in subs and len(subs) >= self.limits.max_subscriptions:
+            raise ProtocolError(
+                ErrorCode.SUBSCRIPTION_LIMIT,
+                f"at most {self.limits.max_subscriptions} subscriptions per connection",
+            )
+        result = self.hub.subscribe(
+            self.client_id, topic, resume_from=request.resume_from, epoch=request.epoch
+        )
+        self._ack(request.request_id, "subscribe", topic, result.recovered)
+        for frame in result.frames:
+            self.outbox.push(frame)
+
+    def _unsubscribe(self, request: Unsubscribe) -> None:
+        topic = self._topic(request)
+        self.hub.unsubscribe(self.client_id, topic)
+        self._ack(request.request_id, "unsubscribe", topic, None)
+
+    def _ping(self, request: Ping) -> None:
+        self._ack(request.request_id, "ping", None, None)
+
+    def _ack(
+        self,
+        request_id: str | None,
+        action: Literal["subscribe", "unsubscribe", "ping"],
+        topic: str | None,
+        recovered: bool | None,
+    ) -> None:
+        ack = Ack(
+            data=AckPayload(
+                request_id=request_id,
+                action=action,
+                topic=topic,
+                subscriptions=sorted(self.outbox.subscriptions),
+                recovered=recovered,
+            )
+        )
+        self.outbox.push_text(encode(ack))
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        self.rejected += 1
+        error = Error(
+            data=ErrorPayload(
+                error_code=exc.code, error_message=exc.message, request_id=exc.request_id
+            )
+        )
+        self.outbox.push_text(encode(error))

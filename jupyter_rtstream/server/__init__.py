@@ -1,0 +1,1 @@
+"""I/O shell: the Jupyter server extension, its handlers, tick sources and stores."""

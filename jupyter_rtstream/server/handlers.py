@@ -1,0 +1,249 @@
+"""Tornado handlers: thin shells around the pure core.
+
+The WebSocket handler owns no protocol logic: it feeds frames to a
+:class:`~jupyter_rtstream.core.session.ServerSession`, and a per-connection flush task writes
+whatever the session's outbox holds, as pre-built frame bytes, awaiting the socket so that a
+slow client backs up into its own bounded outbox (and nobody else's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from typing import Any, cast
+
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..core.messages import (
+    PROTOCOL_VERSIONS,
+    SUBPROTOCOL,
+    SUBPROTOCOL_PREFIX,
+    format_timestamp,
+    json_schema,
+)
+from ..core.session import ServerSession
+from .app import RtstreamApp
+from .wire import wire_bytes
+
+AUTH_RESOURCE = "rtstream"
+
+
+class _RtstreamMixin(ExtensionHandlerMixin):
+    @property
+    def app(self) -> RtstreamApp:
+        return cast(RtstreamApp, self.extensionapp)
+
+
+class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, JupyterHandler):
+    """``rtstream/ws``: the typed protocol over one WebSocket per client."""
+
+    auth_resource = AUTH_RESOURCE
+    session: ServerSession
+
+    def set_default_headers(self) -> None:
+        """No CSP/cache headers on an upgrade (as jupyter_server's kernel socket)."""
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {} if self.app.websocket_compression else None
+
+    @property
+    def max_message_size(self) -> int:
+        # The session answers oversize frames with a JSON close reason; Tornado's own limit
+        # sits above it and only stops absurd frames before they are buffered whole.
+        return int(self.app.max_message_size) * 4
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    @ws_authenticated
+    @authorized
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        offered = [
+            p.strip()
+            for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
+        ours = [p for p in offered if p.startswith(SUBPROTOCOL_PREFIX)]
+        if ours and SUBPROTOCOL not in ours:
+            raise web.HTTPError(
+                400, f"unsupported rtstream subprotocol(s) {ours}; this server speaks {SUBPROTOCOL}"
+            )
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self.set_nodelay(True)
+        self._wake = asyncio.Event()
+        self._closing = False
+        app = self.app
+        self.session = ServerSession(
+            app.hub,
+            app.instruments,
+            uuid.uuid4().hex,
+            limits=app.limits,
+            waker=self._wake.set,
+            heartbeat_interval=app.heartbeat_interval,
+            server_version=app.version,
+        )
+        app.connections.add(self)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        self.session.opened()
+        self.log.debug("rtstream: client %s connected", self.session.client_id)
+
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.session.receive_binary()
+        else:
+            self.session.receive_text(message)
+
+    def on_close(self) -> None:
+        self._closing = True
+        self.app.connections.discard(self)
+        self.session.closed()
+        self._wake.set()
+        self.log.debug(
+            "rtstream: client %s disconnected (%s)", self.session.client_id, self.close_code
+        )
+
+    def shutdown(self, code: int, reason: str) -> None:
+        """Close from the server side (used on server shutdown)."""
+        self.session.outbox.request_close(code, reason)
+
+    async def _flush_loop(self) -> None:
+        """Write the outbox as it fills; await the socket so slowness stays per client."""
+        session = self.session
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            frames = session.outbox.drain_frames()
+            if frames and not await self._write(frames):
+                return
+            close = session.close_request
+            if close is not None:
+                self._closing = True
+                self.close(*close)
+                return
+
+    async def _write(self, frames: list[Any]) -> bool:
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return False
+        stream = getattr(conn, "stream", None)
+        try:
+            if stream is not None and getattr(conn, "_compressor", None) is None:
+                # One syscall for the batch; frame bytes shared with every other client.
+                await stream.write(wire_bytes(frames))
+            else:
+                for frame in frames:
+                    await self.write_message(frame.text)
+        except (StreamClosedError, WebSocketClosedError):
+            return False
+        return True
+
+    def on_finish(self) -> None:
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None and not flusher.done():
+            self._closing = True
+            self._wake.set()
+
+
+class _ApiHandler(_RtstreamMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body, default=_json_default))
+
+    def write_error_json(self, status: int, code: str, message: str) -> None:
+        self.write_json({"error_code": code, "error_message": message}, status)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+class StatusHandler(_ApiHandler):
+    """``GET rtstream/api/status``: versions, clients, topics, feed and counters."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        app = self.app
+        hub = app.hub
+        clients = []
+        for conn in list(app.connections):
+            s = conn.session
+            clients.append(
+                {
+                    "client_id": s.client_id,
+                    "connected_at": s.connected_at,
+                    "subscriptions": sorted(s.outbox.subscriptions),
+                    "conflated": s.outbox.conflated,
+                    "queued_bytes": s.outbox.nbytes,
+                    "delivered": s.outbox.delivered,
+                    "received": s.received,
+                    "rejected": s.rejected,
+                }
+            )
+        topics = [
+            {
+                "topic": t.name,
+                "seq": t.seq,
+                "subscribers": len(t.subscribers),
+                "buffered": len(t.buffer),
+            }
+            for t in hub.topics.values()
+        ]
+        self.write_json(
+            {
+                "version": app.version,
+                "protocol_versions": list(PROTOCOL_VERSIONS),
+                "epoch": hub.epoch,
+                "clients": clients,
+                "topics": topics,
+                "feed": app.feed_status(),
+                "counters": hub.stats(),
+            }
+        )
+
+
+class SchemaHandler(_ApiHandler):
+    """``GET rtstream/api/schema``: the protocol's JSON Schema (draft 2020-12)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.write_json(json_schema())
+
+
+class InstrumentsHandler(_ApiHandler):
+    """``GET rtstream/api/instruments``: id, symbol and last price of every instrument."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.write_json({"instruments": [i.as_json() for i in self.app.instruments]})
+
+
+class InstrumentSnapshotHandler(_ApiHandler):
+    """``GET rtstream/api/instruments/{symbol}/snapshot``: latest price, indicators, analysis."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, symbol: str) -> None:
+        snapshot = self.app.pipeline.snapshot(symbol)
+        if snapshot is None:
+            self.write_error_json(404, "UNKNOWN_INSTRUMENT", f"unknown symbol {symbol!r}")
+            return
+        self.write_json(snapshot)
