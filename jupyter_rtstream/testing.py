@@ -1,0 +1,233 @@
+"""Run a real ``jupyter server`` with jupyter-rtstream for tests and notebook CI.
+
+Use it as a pytest plugin (``pytest_plugins = ["jupyter_rtstream.testing"]`` in your
+``conftest.py``) to get the session-scoped ``rtstream_server`` fixture: a server on a free
+port with a *seeded* simulated feed, whose URL and token are exported as
+``JUPYTER_RTSTREAM_URL`` / ``JUPYTER_RTSTREAM_TOKEN`` so that kernels started by nbval find
+it. Or use :class:`ServerProcess` directly::
+
+    with ServerProcess(config={"RtstreamApp": {"seed": 7}}) as server:
+        stream = await jupyter_rtstream.connect(server.url, server.token)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+DEFAULT_TEST_CONFIG: dict[str, dict[str, Any]] = {
+    "RtstreamApp": {"seed": 20260105, "tick_rate": 10.0, "heartbeat_interval": 2.0},
+}
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _flatten(config: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    # traitlets' command line: containers are repeated flags (List) or key=value (Dict).
+    args = []
+    for section, values in config.items():
+        for key, value in values.items():
+            if isinstance(value, list | tuple):
+                args.extend(f"--{section}.{key}={item}" for item in value)
+            elif isinstance(value, dict):
+                args.extend(f"--{section}.{key}={k}={v!r}" for k, v in value.items())
+            else:
+                text = value if isinstance(value, str) else repr(value)
+                args.append(f"--{section}.{key}={text}")
+    return args
+
+
+class ServerProcess:
+    """A ``jupyter server`` subprocess with the rtstream extension enabled."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        token: str | None = None,
+        base_url: str = "/",
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+        root_dir: str | None = None,
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.token = token if token is not None else secrets.token_hex(16)
+        self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+        self.config = config if config is not None else DEFAULT_TEST_CONFIG
+        self.extra_args = extra_args
+        self.env = dict(env or {})
+        self._tmp = tempfile.TemporaryDirectory(prefix="rtstream-server-")
+        self.root_dir = root_dir or self._tmp.name
+        self.log_path = Path(log_path) if log_path else Path(self._tmp.name) / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_url}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.base_url}rtstream/ws"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--allow-root",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--port-retries=0",
+            f"--ServerApp.base_url={self.base_url}",
+            f"--ServerApp.root_dir={self.root_dir}",
+            f"--IdentityProvider.token={self.token}",
+            "--ServerApp.jpserver_extensions=jupyter_rtstream=True",
+            "--ServerApp.jpserver_extensions=jupyter_server_terminals=False",
+            *_flatten(self.config),
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        env = {**os.environ, **self.env}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter server exited early:\n{self.log_tail()}")
+            try:
+                self.get_json("rtstream/api/status", timeout=2.0)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        raise TimeoutError(f"jupyter server not ready after {timeout}s:\n{self.log_tail()}")
+
+    def get_json(self, path: str, timeout: float = 10.0) -> Any:
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def request_json(
+        self, method: str, path: str, body: Any = None, timeout: float = 10.0
+    ) -> tuple[int, Any]:
+        """Send a JSON request; return (status, decoded body or None). Never raises on 4xx."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw) if raw else None
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Graceful stop (SIGTERM, as Ctrl-C would), then SIGKILL if it hangs."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): no close frames, no cleanup."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- pytest plugin
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the plugin is optional
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(scope="session")
+    def rtstream_server() -> Iterator[ServerProcess]:
+        """A seeded jupyter-rtstream server for the whole test session.
+
+        Exports ``JUPYTER_RTSTREAM_URL`` and ``JUPYTER_RTSTREAM_TOKEN`` so kernels started
+        afterwards (nbval's) connect to it.
+        """
+        server = ServerProcess()
+        server.start()
+        saved = {k: os.environ.get(k) for k in ("JUPYTER_RTSTREAM_URL", "JUPYTER_RTSTREAM_TOKEN")}
+        os.environ["JUPYTER_RTSTREAM_URL"] = server.url
+        os.environ["JUPYTER_RTSTREAM_TOKEN"] = server.token
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            server.close()
