@@ -1,0 +1,300 @@
+"""Alert rules and their edge-triggered evaluation (pure: no storage, no clock).
+
+Conditions (``AlertRule.condition``), each comparing a *value* with a *reference*:
+
+==========================  ===================================  ==========================
+condition                   value                                true when
+==========================  ===================================  ==========================
+``price_above``/``_below``  the tick's price                     value >/< ``target_value``
+``percent_change_above``    percent move of price over the last  value >/< ``target_value``
+``percent_change_below``    ``window_seconds`` [60] (see below)  (e.g. -2.0 = a 2 % drop)
+``indicator_above``         ``indicators[indicator]``            value >/< ``target_value``
+``indicator_below``
+``crosses_above``           ``indicators[indicator]``            value >/< ``other_indicator``
+``crosses_below``                                                (``target_value`` if None)
+==========================  ===================================  ==========================
+
+The indicator name ``"price"`` means the tick's price.
+
+Firing semantics (edge-triggered): a rule fires when its condition goes from false to true.
+The first evaluation with a known value only records the state (a rule added while the
+price is already above its line does not fire until the price dips below and crosses
+again). After a fire the rule re-arms only once the condition has been observed false. A
+transition within ``cooldown_seconds`` of the previous fire (measured on tick timestamps, so
+replays behave like live data) is swallowed: the state still becomes true, so the rule
+needs a fresh false-to-true transition after the cooldown. A ``None`` (not yet warm)
+indicator value, or a percent move without enough history, is "unknown": it leaves the
+recorded state untouched and never fires.
+
+Percent move: the reference price is the *as-of* price ``window_seconds`` ago, i.e. that of
+the newest observation at least ``window_seconds`` older than the current tick, so
+irregular ticks are handled; until such an observation exists the move is unknown. The
+evaluator keeps a deque of ``(t, price)`` trimmed from the left (amortized O(1)).
+Timestamps are expected to be non-decreasing; an earlier one is treated as the latest seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from .indicator_set import INDICATOR_KEYS
+
+__all__ = [
+    "CONDITIONS",
+    "DEFAULT_WINDOW_SECONDS",
+    "SEVERITIES",
+    "VALID_INDICATORS",
+    "AlertRule",
+    "FiredAlert",
+    "RuleEvaluator",
+    "validate_rule",
+]
+
+PRICE_CONDITIONS = frozenset({"price_above", "price_below"})
+PERCENT_CONDITIONS = frozenset({"percent_change_above", "percent_change_below"})
+INDICATOR_CONDITIONS = frozenset({"indicator_above", "indicator_below"})
+CROSS_CONDITIONS = frozenset({"crosses_above", "crosses_below"})
+CONDITIONS: frozenset[str] = (
+    PRICE_CONDITIONS | PERCENT_CONDITIONS | INDICATOR_CONDITIONS | CROSS_CONDITIONS
+)
+"""Every accepted ``AlertRule.condition``."""
+
+SEVERITIES: frozenset[str] = frozenset({"low", "medium", "high"})
+VALID_INDICATORS: frozenset[str] = frozenset(INDICATOR_KEYS) | {"price"}
+"""Names accepted as ``indicator``/``other_indicator``: the ``IndicatorSet`` keys and price."""
+
+DEFAULT_WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """A user's alert rule, as stored; check it with ``validate_rule`` before use."""
+
+    rule_id: int
+    rule_name: str
+    symbol: str
+    condition: str
+    target_value: float
+    severity: str
+    indicator: str | None = None
+    other_indicator: str | None = None
+    window_seconds: float | None = None
+    cooldown_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FiredAlert:
+    """One firing of a rule: the ``alert`` payload minus the ``alert_id`` storage assigns.
+
+    ``current_value`` is the value that was compared: the price, the percent move, or the
+    (left-hand) indicator's value.
+    """
+
+    rule_id: int
+    symbol: str
+    rule_name: str
+    condition: str
+    target_value: float
+    current_value: float
+    severity: str
+    message: str
+    timestamp: datetime
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_rule(rule: AlertRule) -> AlertRule:
+    """Return ``rule`` unchanged if it is well-formed; raise ``ValueError`` saying why not.
+
+    Checked here rather than in ``AlertRule`` itself so API layers can build a rule from
+    untrusted input and turn the message into a typed 400. Whether ``symbol`` is a known
+    instrument is the caller's concern.
+    """
+    if not isinstance(rule.rule_id, int) or isinstance(rule.rule_id, bool):
+        raise ValueError(f"rule_id must be an integer, got {rule.rule_id!r}")
+    if not isinstance(rule.rule_name, str) or not rule.rule_name.strip():
+        raise ValueError("rule_name must be a non-empty string")
+    if not isinstance(rule.symbol, str) or not rule.symbol.strip():
+        raise ValueError("symbol must be a non-empty string")
+    condition = rule.condition
+    if condition not in CONDITIONS:
+        raise ValueError(
+            f"unknown condition {condition!r}; expected one of {', '.join(sorted(CONDITIONS))}"
+        )
+    if rule.severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {rule.severity!r}; expected one of low, medium, high")
+    if not _is_number(rule.target_value) or not math.isfinite(rule.target_value):
+        raise ValueError(f"target_value must be a finite number, got {rule.target_value!r}")
+    uses_indicator = condition in INDICATOR_CONDITIONS or condition in CROSS_CONDITIONS
+    if uses_indicator:
+        if rule.indicator is None:
+            raise ValueError(f"condition {condition!r} requires an indicator")
+        if rule.indicator not in VALID_INDICATORS:
+            raise ValueError(
+                f"unknown indicator {rule.indicator!r}; "
+                f"expected one of {', '.join(sorted(VALID_INDICATORS))}"
+            )
+    elif rule.indicator is not None:
+        raise ValueError(f"condition {condition!r} does not take an indicator")
+    if rule.other_indicator is not None:
+        if condition not in CROSS_CONDITIONS:
+            raise ValueError(f"condition {condition!r} does not take an other_indicator")
+        if rule.other_indicator not in VALID_INDICATORS:
+            raise ValueError(
+                f"unknown other_indicator {rule.other_indicator!r}; "
+                f"expected one of {', '.join(sorted(VALID_INDICATORS))}"
+            )
+        if rule.other_indicator == rule.indicator:
+            raise ValueError("indicator and other_indicator must differ")
+    if rule.window_seconds is not None:
+        if condition not in PERCENT_CONDITIONS:
+            raise ValueError(f"condition {condition!r} does not take window_seconds")
+        if not _is_number(rule.window_seconds) or not (0.0 < rule.window_seconds < math.inf):
+            raise ValueError(
+                f"window_seconds must be a finite number > 0, got {rule.window_seconds!r}"
+            )
+    cooldown = rule.cooldown_seconds
+    if not _is_number(cooldown) or not (0.0 <= cooldown < math.inf):
+        raise ValueError(f"cooldown_seconds must be a finite number >= 0, got {cooldown!r}")
+    return rule
+
+
+def _fmt(value: float) -> str:
+    """Human-sized number: cents for prices, significant digits for small values."""
+    return f"{value:.2f}" if abs(value) >= 1.0 else f"{value:.4g}"
+
+
+# Evaluation modes, resolved once per rule so ``evaluate`` does no string matching.
+_PRICE, _PERCENT, _INDICATOR, _CROSS = range(4)
+
+
+class RuleEvaluator:
+    """Evaluates one validated rule tick by tick, keeping its edge and cooldown state."""
+
+    __slots__ = (
+        "_above",
+        "_history",
+        "_last_fire",
+        "_last_t",
+        "_mode",
+        "_name",
+        "_other",
+        "_state",
+        "_window",
+        "rule",
+    )
+
+    def __init__(self, rule: AlertRule) -> None:
+        self.rule = validate_rule(rule)
+        condition = rule.condition
+        self._above = condition.endswith("_above")
+        if condition in PRICE_CONDITIONS:
+            self._mode = _PRICE
+        elif condition in PERCENT_CONDITIONS:
+            self._mode = _PERCENT
+        elif condition in INDICATOR_CONDITIONS:
+            self._mode = _INDICATOR
+        else:
+            self._mode = _CROSS
+        self._window = float(
+            rule.window_seconds if rule.window_seconds is not None else DEFAULT_WINDOW_SECONDS
+        )
+        self._name = rule.indicator or ""
+        self._other = rule.other_indicator
+        self._history: deque[tuple[float, float]] = deque()
+        self._state: bool | None = None
+        self._last_fire: float | None = None
+        self._last_t = -math.inf
+
+    @property
+    def state(self) -> bool | None:
+        """The last known truth of the condition (``None`` before any known value)."""
+        return self._state
+
+    def _percent_move(self, price: float, t: float) -> float | None:
+        history = self._history
+        history.append((t, price))
+        horizon = t - self._window
+        while len(history) > 1 and history[1][0] <= horizon:
+            history.popleft()
+        ref_t, ref_price = history[0]
+        if ref_t > horizon:
+            return None
+        return (price - ref_price) / ref_price * 100.0
+
+    def evaluate(
+        self, price: float, indicators: Mapping[str, float | None], timestamp: datetime
+    ) -> FiredAlert | None:
+        """Observe one tick; return a ``FiredAlert`` iff the condition just became true."""
+        return self.evaluate_at(price, indicators, timestamp, timestamp.timestamp())
+
+    def evaluate_at(
+        self,
+        price: float,
+        indicators: Mapping[str, float | None],
+        timestamp: datetime,
+        t: float,
+    ) -> FiredAlert | None:
+        """``evaluate`` with ``t = timestamp.timestamp()`` computed once for many rules."""
+        rule = self.rule
+        mode = self._mode
+        if t < self._last_t:
+            t = self._last_t
+        self._last_t = t
+        reference: float | None = rule.target_value
+        value: float | None
+        if mode == _PRICE:
+            value = price
+        elif mode == _PERCENT:
+            value = self._percent_move(price, t)
+        else:
+            name = self._name
+            value = price if name == "price" else indicators.get(name)
+            other = self._other
+            if other is not None:
+                reference = price if other == "price" else indicators.get(other)
+        if value is None or reference is None:
+            return None
+        condition = value > reference if self._above else value < reference
+        previous = self._state
+        self._state = condition
+        if not condition or previous is not False:
+            return None
+        last_fire = self._last_fire
+        if last_fire is not None and t - last_fire < rule.cooldown_seconds:
+            return None
+        self._last_fire = t
+        return FiredAlert(
+            rule_id=rule.rule_id,
+            symbol=rule.symbol,
+            rule_name=rule.rule_name,
+            condition=rule.condition,
+            target_value=rule.target_value,
+            current_value=value,
+            severity=rule.severity,
+            message=self._message(value, reference),
+            timestamp=timestamp,
+        )
+
+    def _message(self, value: float, reference: float) -> str:
+        rule = self.rule
+        direction = "above" if self._above else "below"
+        if self._mode == _PRICE:
+            return f"{rule.symbol} price {_fmt(value)} crossed {direction} {_fmt(reference)}"
+        if self._mode == _PERCENT:
+            return (
+                f"{rule.symbol} price moved {value:+.2f}% in {self._window:g}s, "
+                f"{direction} {reference:+.2f}%"
+            )
+        if self._mode == _CROSS and rule.other_indicator is not None:
+            return (
+                f"{rule.symbol} {rule.indicator} {_fmt(value)} crossed {direction} "
+                f"{rule.other_indicator} {_fmt(reference)}"
+            )
+        return f"{rule.symbol} {rule.indicator} {_fmt(value)} crossed {direction} {_fmt(reference)}"
