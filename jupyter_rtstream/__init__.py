@@ -7,11 +7,23 @@ so the client stays light inside a kernel.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from .client import Stream, connect
+
+__all__ = ["Stream", "__version__", "connect"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``import jupyter_rtstream`` stays light (no tornado client, no jupyter_server).
+    if name in ("connect", "Stream"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

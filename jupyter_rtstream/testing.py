@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def _flatten(config: Mapping[str, Mapping[str, Any]]) -> list[str]:
     # traitlets' command line: containers are repeated flags (List) or key=value (Dict).
-    args = []
+    args: list[str] = []
     for section, values in config.items():
         for key, value in values.items():
             if isinstance(value, list | tuple):

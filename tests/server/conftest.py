@@ -54,9 +54,7 @@ async def send(ws: Any, **fields: Any) -> None:
 
 
 @pytest.fixture
-def ws_connect(
-    jp_ws_fetch: Any, rtstream_app: RtstreamApp
-) -> Callable[..., Any]:
+def ws_connect(jp_ws_fetch: Any, rtstream_app: RtstreamApp) -> Callable[..., Any]:
     """Open ``rtstream/ws`` and consume the greeting ``connection_status``."""
 
     async def connect(**kwargs: Any) -> Any:

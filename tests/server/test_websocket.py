@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from typing import Any
@@ -142,9 +143,7 @@ async def test_subscribe_ack_then_snapshot_then_increasing_seq(ws_connect: Any) 
 
 async def test_subscribe_by_instrument_id(ws_connect: Any) -> None:
     ws = await ws_connect()
-    await send(
-        ws, message_type="subscribe", subscription_type="market_data", instrument_id=5
-    )
+    await send(ws, message_type="subscribe", subscription_type="market_data", instrument_id=5)
     ack = await recv_until(ws, of_type("ack"))
     assert ack["data"]["topic"] == "market_data:NVDA"
 
@@ -229,17 +228,28 @@ BAD_FRAMES = [
     ("{not json", "INVALID_JSON"),
     ("[1, 2]", "INVALID_MESSAGE"),
     ('{"request_id": "x"}', "INVALID_MESSAGE"),
-    ('{"message_type": "subscribe", "subscription_type": "market_data", "request_id": "x"}',
-     "INVALID_MESSAGE"),
-    ('{"message_type": "subscribe", "subscription_type": "bogus", "symbol": "AAPL",'
-     ' "request_id": "x"}', "INVALID_MESSAGE"),
+    (
+        '{"message_type": "subscribe", "subscription_type": "market_data", "request_id": "x"}',
+        "INVALID_MESSAGE",
+    ),
+    (
+        '{"message_type": "subscribe", "subscription_type": "bogus", "symbol": "AAPL",'
+        ' "request_id": "x"}',
+        "INVALID_MESSAGE",
+    ),
     ('{"message_type": "teleport", "request_id": "x"}', "UNKNOWN_MESSAGE_TYPE"),
     ('{"message_type": "market_data", "request_id": "x"}', "UNKNOWN_MESSAGE_TYPE"),
     ('{"message_type": "ping", "version": "2.0", "request_id": "x"}', "UNSUPPORTED_VERSION"),
-    ('{"message_type": "subscribe", "subscription_type": "market_data", "symbol": "ZZZZ",'
-     ' "request_id": "x"}', "UNKNOWN_INSTRUMENT"),
-    ('{"message_type": "subscribe", "subscription_type": "market_data", "instrument_id": 99,'
-     ' "request_id": "x"}', "UNKNOWN_INSTRUMENT"),
+    (
+        '{"message_type": "subscribe", "subscription_type": "market_data", "symbol": "ZZZZ",'
+        ' "request_id": "x"}',
+        "UNKNOWN_INSTRUMENT",
+    ),
+    (
+        '{"message_type": "subscribe", "subscription_type": "market_data", "instrument_id": 99,'
+        ' "request_id": "x"}',
+        "UNKNOWN_INSTRUMENT",
+    ),
 ]
 
 
@@ -280,7 +290,10 @@ async def test_subscription_limit(ws_connect: Any, rtstream_config: Any) -> None
     for symbol in ("AAPL", "MSFT", "GOOG"):
         await subscribe(ws, symbol=symbol)
     await send(
-        ws, message_type="subscribe", subscription_type="market_data", symbol="NVDA",
+        ws,
+        message_type="subscribe",
+        subscription_type="market_data",
+        symbol="NVDA",
         request_id="4th",
     )
     error = await recv_until(ws, of_type("error"))
@@ -301,7 +314,10 @@ async def test_internal_error_is_typed_and_survivable(
 
     monkeypatch.setattr(rtstream_app.hub, "subscribe", broken)
     await send(
-        ws, message_type="subscribe", subscription_type="market_data", symbol="AAPL",
+        ws,
+        message_type="subscribe",
+        subscription_type="market_data",
+        symbol="AAPL",
         request_id="boom",
     )
     error = await recv_until(ws, of_type("error"))
@@ -318,10 +334,8 @@ async def _close_info(ws: WebSocketClientConnection) -> tuple[int | None, Any]:
         if msg is None:
             break
     reason = ws.close_reason
-    try:
+    with contextlib.suppress(ValueError):
         reason = json.loads(reason) if reason else reason
-    except ValueError:
-        pass
     return ws.close_code, reason
 
 
