@@ -104,9 +104,16 @@ class ServerProcess:
             f"--IdentityProvider.token={self.token}",
             "--ServerApp.jpserver_extensions=jupyter_rtstream=True",
             "--ServerApp.jpserver_extensions=jupyter_server_terminals=False",
+            *self._db_args(),
             *_flatten(self.config),
             *self.extra_args,
         ]
+
+    def _db_args(self) -> list[str]:
+        # A private SQLite file per ServerProcess (kept across stop/start, like a real disk).
+        if "db_path" in self.config.get("RtstreamApp", {}):
+            return []
+        return [f"--RtstreamApp.db_path={Path(self._tmp.name) / 'rtstream.sqlite'}"]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {**os.environ, **self.env}

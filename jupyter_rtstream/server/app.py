@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from typing import Any
 
@@ -11,12 +12,16 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from .._version import __version__
+from ..analytics import AnalyticsEngine
 from ..core.errors import CloseCode, close_reason
 from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
+from ..core.messages import utc_now
 from ..core.session import Limits
 from .feed import DEFAULT_SYMBOLS, FeedRunner, SimulatedMarket
 from .pipeline import Pipeline
+from .replay import CsvReplay
+from .store import AlertStore
 
 
 class RtstreamApp(ExtensionApp):
@@ -33,9 +38,24 @@ class RtstreamApp(ExtensionApp):
     symbols = List(
         Unicode(), default_value=list(DEFAULT_SYMBOLS), help="Symbols of the simulated feed."
     ).tag(config=True)
-    feed = Unicode("simulated", help="Tick source: 'simulated' (embedded GBM feed) or 'none'.").tag(
+    feed = Unicode(
+        "simulated",
+        help="Tick source: 'simulated' (embedded GBM feed), 'csv' (replay csv_path) or 'none'.",
+    ).tag(config=True)
+    csv_path = Unicode("", help="CSV file (timestamp,symbol,price,volume) for feed='csv'.").tag(
         config=True
     )
+    replay_speed = Float(
+        1.0, help="CSV replay speed: 1 = recorded pace, 10 = ten times faster, 0 = flat out."
+    ).tag(config=True)
+    analytics_interval = Float(
+        1.0, help="Seconds between analytics_update messages per instrument (0: off)."
+    ).tag(config=True)
+    db_path = Unicode(
+        "", help="SQLite file for alert rules and history (default: <jupyter data dir>/rtstream/)."
+    ).tag(config=True)
+    strict_ticks = Bool(True, help="Refuse unknown fields in POSTed ticks.").tag(config=True)
+    max_tick_batch = Integer(10_000, help="Most ticks accepted in one POST.").tag(config=True)
     tick_rate = Float(10.0, help="Simulated ticks per second per symbol.").tag(config=True)
     seed = Integer(
         None, allow_none=True, help="Seed of the simulated feed (None: random each start)."
@@ -80,7 +100,10 @@ class RtstreamApp(ExtensionApp):
             outbox_max_messages=self.outbox_max_messages,
         )
         self.instruments = InstrumentRegistry(self.symbols if self.feed == "simulated" else [])
-        self.pipeline = Pipeline(self.hub, self.instruments)
+        self.store = AlertStore(self.db_path or self._default_db_path())
+        self.pipeline = Pipeline(self.hub, self.instruments, AnalyticsEngine(), self.store)
+        for rule in self.store.rules():  # stored rules arm again when their symbol ticks
+            self.pipeline.add_rule(rule)
         self.limits = Limits(
             max_message_size=self.max_message_size,
             max_subscriptions=self.max_subscriptions,
@@ -89,17 +112,27 @@ class RtstreamApp(ExtensionApp):
             flood_tolerance=self.flood_tolerance,
         )
         self.connections: set[Any] = set()
-        self.feed_runner: FeedRunner | None = None
-        self._heartbeat: PeriodicCallback | None = None
+        self.feed_runner: FeedRunner | CsvReplay | None = None
+        self._timers: list[PeriodicCallback] = []
         self.version = __version__
+
+    @staticmethod
+    def _default_db_path() -> str:
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.path.join(jupyter_data_dir(), "rtstream", "rtstream.sqlite")
 
     def initialize_handlers(self) -> None:
         from .handlers import (
+            AlertRuleHandler,
+            AlertRulesHandler,
+            AlertsHandler,
             InstrumentsHandler,
             InstrumentSnapshotHandler,
             SchemaHandler,
             StatusHandler,
             StreamWebSocketHandler,
+            TicksHandler,
         )
 
         self.handlers.extend(
@@ -109,6 +142,10 @@ class RtstreamApp(ExtensionApp):
                 (r"/rtstream/api/schema", SchemaHandler),
                 (r"/rtstream/api/instruments", InstrumentsHandler),
                 (r"/rtstream/api/instruments/([^/]+)/snapshot", InstrumentSnapshotHandler),
+                (r"/rtstream/api/alerts/rules", AlertRulesHandler),
+                (r"/rtstream/api/alerts/rules/([^/]+)", AlertRuleHandler),
+                (r"/rtstream/api/alerts", AlertsHandler),
+                (r"/rtstream/api/ticks", TicksHandler),
             ]
         )
 
@@ -117,20 +154,25 @@ class RtstreamApp(ExtensionApp):
         if self.feed == "simulated":
             market = SimulatedMarket(self.symbols, seed=self.seed, volatility=self.volatility)
             interval = 1.0 / self.tick_rate
-            from ..core.messages import utc_now
-
             for round_ in market.history(self.history_ticks, interval, utc_now()):
                 for tick in round_:
                     self.pipeline.on_tick(tick, publish=False)
             self.feed_runner = FeedRunner(
                 market, self.tick_rate, self.pipeline.publish_tick, self.log
             )
-            self.feed_runner.start()
+        elif self.feed == "csv":
+            self.feed_runner = CsvReplay(
+                self.csv_path, self.replay_speed, self.pipeline.publish_tick, self.log
+            )
         elif self.feed != "none":
             self.log.warning("rtstream: unknown feed %r; no tick source started", self.feed)
+        if self.analytics_interval > 0:
+            self.pipeline.publish_analysis(self.analytics_interval)
+            self._every(self.analytics_interval, self._analyse)
         if self.heartbeat_interval > 0:
-            self._heartbeat = PeriodicCallback(self._beat, self.heartbeat_interval * 1000)
-            self._heartbeat.start()
+            self._every(self.heartbeat_interval, self._beat)
+        if self.feed_runner is not None:
+            self.feed_runner.start()
         self.log.info(
             "rtstream %s: feed=%s symbols=%s epoch=%s",
             __version__,
@@ -139,14 +181,22 @@ class RtstreamApp(ExtensionApp):
             self.hub.epoch,
         )
 
+    def _every(self, seconds: float, callback: Any) -> None:
+        timer = PeriodicCallback(callback, seconds * 1000)
+        timer.start()
+        self._timers.append(timer)
+
+    def _analyse(self) -> None:
+        self.pipeline.publish_analysis(self.analytics_interval)
+
     def _beat(self) -> None:
         for connection in list(self.connections):
             connection.session.heartbeat()
 
     async def stop_extension(self) -> None:
         """Stop the feed, then close every client with 1001 and a spread ``retry_after``."""
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        for timer in self._timers:
+            timer.stop()
         if self.feed_runner is not None:
             await self.feed_runner.stop()
         connections = list(self.connections)
@@ -156,12 +206,14 @@ class RtstreamApp(ExtensionApp):
             connection.shutdown(CloseCode.GOING_AWAY, close_reason("SERVER_SHUTDOWN", retry_after))
         if connections:
             await asyncio.sleep(0.1)  # let the close frames reach the sockets
+        self.store.close()
 
     def feed_status(self) -> dict[str, Any]:
         runner = self.feed_runner
         return {
             "kind": self.feed,
             "running": bool(runner and runner.running),
+            "alerts_fired": self.pipeline.alerts,
             "symbols": [i.symbol for i in self.instruments],
             "tick_rate": self.tick_rate,
             "ticks": self.pipeline.ticks,

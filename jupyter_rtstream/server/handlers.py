@@ -9,6 +9,7 @@ slow client backs up into its own bounded outbox (and nobody else's).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from datetime import datetime
@@ -18,19 +19,24 @@ from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import ValidationError
 from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from ..analytics import AlertRule, validate_rule
 from ..core.messages import (
     PROTOCOL_VERSIONS,
     SUBPROTOCOL,
     SUBPROTOCOL_PREFIX,
     format_timestamp,
     json_schema,
+    utc_now,
 )
+from ..core.rest import RuleIn, TickBatch, TickBatchLenient
 from ..core.session import ServerSession
 from .app import RtstreamApp
+from .feed import Tick
 from .wire import wire_bytes
 
 AUTH_RESOURCE = "rtstream"
@@ -247,3 +253,138 @@ class InstrumentSnapshotHandler(_ApiHandler):
             self.write_error_json(404, "UNKNOWN_INSTRUMENT", f"unknown symbol {symbol!r}")
             return
         self.write_json(snapshot)
+
+
+# --------------------------------------------------------------------------- alerts and ticks
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def _summary(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    if exc.error_count() > 3:
+        parts.append(f"and {exc.error_count() - 3} more")
+    return "; ".join(parts)
+
+
+class _JsonBodyHandler(_ApiHandler):
+    def body_or_error(self) -> bytes | None:
+        """The raw body, or None after answering 413/400 for an oversize or non-JSON one."""
+        body = self.request.body or b""
+        if len(body) > MAX_BODY_BYTES:
+            self.write_error_json(
+                413, "MESSAGE_TOO_LARGE", f"request body over {MAX_BODY_BYTES} bytes"
+            )
+            return None
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            self.write_error_json(400, "INVALID_JSON", f"body is not valid JSON: {exc}")
+            return None
+        return body
+
+
+class AlertRulesHandler(_JsonBodyHandler):
+    """``GET/POST rtstream/api/alerts/rules``: list and create alert rules (SQLite)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.write_json({"rules": [dataclasses.asdict(r) for r in self.app.store.rules()]})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body_or_error()
+        if body is None:
+            return
+        try:
+            spec = RuleIn.model_validate_json(body)
+        except ValidationError as exc:
+            self.write_error_json(400, "INVALID_MESSAGE", _summary(exc))
+            return
+        if spec.symbol not in self.app.instruments:
+            self.write_error_json(
+                400, "UNKNOWN_INSTRUMENT", f"unknown symbol {spec.symbol!r}: no such instrument"
+            )
+            return
+        fields = spec.model_dump()
+        try:
+            validate_rule(AlertRule(rule_id=0, **fields))
+        except ValueError as exc:
+            self.write_error_json(400, "INVALID_MESSAGE", str(exc))
+            return
+        rule = self.app.store.add_rule(fields)
+        try:
+            self.app.pipeline.add_rule(rule)
+        except ValueError:
+            self.app.store.delete_rule(rule.rule_id)  # keep store and engine in step
+            raise
+        self.write_json(dataclasses.asdict(rule), status=201)
+
+
+class AlertRuleHandler(_ApiHandler):
+    """``DELETE rtstream/api/alerts/rules/{rule_id}``."""
+
+    @web.authenticated
+    @authorized
+    async def delete(self, rule_id: str) -> None:
+        try:
+            rid = int(rule_id)
+        except ValueError:
+            self.write_error_json(404, "INVALID_MESSAGE", f"no rule {rule_id!r}")
+            return
+        if not self.app.store.delete_rule(rid):
+            self.write_error_json(404, "INVALID_MESSAGE", f"no rule {rid}")
+            return
+        self.app.pipeline.remove_rule(rid)
+        self.set_status(204)
+        self.finish()
+
+
+class AlertsHandler(_ApiHandler):
+    """``GET rtstream/api/alerts?since=<alert_id>[&symbol=][&limit=]``: history, oldest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            since = int(self.get_argument("since", "0"))
+            limit = min(10_000, max(1, int(self.get_argument("limit", "1000"))))
+        except ValueError:
+            self.write_error_json(400, "INVALID_MESSAGE", "'since' and 'limit' are integers")
+            return
+        symbol = self.get_argument("symbol", None)
+        alerts = self.app.store.alerts_since(since, limit, symbol.upper() if symbol else None)
+        self.write_json({"alerts": alerts})
+
+
+class TicksHandler(_JsonBodyHandler):
+    """``POST rtstream/api/ticks``: ingest a batch of ticks, all or nothing."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body_or_error()
+        if body is None:
+            return
+        app = self.app
+        model = TickBatch if app.strict_ticks else TickBatchLenient
+        try:
+            batch = model.model_validate_json(body)
+        except ValidationError as exc:
+            self.write_error_json(400, "INVALID_MESSAGE", _summary(exc))
+            return
+        if len(batch.ticks) > app.max_tick_batch:
+            self.write_error_json(
+                400, "MESSAGE_TOO_LARGE", f"at most {app.max_tick_batch} ticks per request"
+            )
+            return
+        now = utc_now()
+        ticks = [Tick(t.symbol, t.price, t.volume, t.timestamp or now) for t in batch.ticks]
+        for tick in ticks:  # validated above, so the engine cannot refuse one midway
+            app.pipeline.on_tick(tick)
+        self.write_json({"accepted": len(ticks)})

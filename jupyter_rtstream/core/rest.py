@@ -1,0 +1,52 @@
+"""Request bodies of the REST endpoints (pure pydantic models, validated whole).
+
+A batch is validated before any of it is applied, so an invalid tick refuses the whole
+batch and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .messages import AlertCondition, FiniteFloat, Severity, Symbol, UtcDateTime
+
+
+class TickIn(BaseModel):
+    """One tick pushed by user code; unknown fields are refused (see ``TickInLenient``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: Symbol
+    price: Annotated[FiniteFloat, Field(gt=0, strict=True)]
+    volume: Annotated[FiniteFloat, Field(ge=0, strict=True)] = 0.0
+    timestamp: UtcDateTime | None = None
+
+
+class TickInLenient(TickIn):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TickBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ticks: list[TickIn] = Field(min_length=1)
+
+
+class TickBatchLenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    ticks: list[TickInLenient] = Field(min_length=1)
+
+
+class RuleIn(BaseModel):
+    """``POST rtstream/api/alerts/rules``; semantic checks follow in ``validate_rule``."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule_name: Annotated[str, Field(min_length=1, max_length=200)]
+    symbol: Symbol
+    condition: AlertCondition
+    target_value: Annotated[FiniteFloat, Field(strict=True)]
+    severity: Severity = "medium"
+    indicator: Annotated[str, Field(max_length=40)] | None = None
+    other_indicator: Annotated[str, Field(max_length=40)] | None = None
+    window_seconds: Annotated[FiniteFloat, Field(gt=0, strict=True)] | None = None
+    cooldown_seconds: Annotated[FiniteFloat, Field(ge=0, strict=True)] = 0.0
