@@ -1,0 +1,41 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   set up .venv, then JupyterLab with the extension and the simulated feed
+#   make test   set up .venv, then lint, type-check, schema check and every test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+PORT ?= 8888
+
+.PHONY: setup demo test lint typecheck schema pytest bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lab]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) --no-browser --port=$(PORT) --notebook-dir=notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check jupyter_rtstream tests
+	$(VENV)/bin/ruff format --check jupyter_rtstream tests
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+schema: setup
+	$(PY) -m jupyter_rtstream.schema --check
+
+pytest: setup
+	$(PY) -m pytest
+
+test: lint typecheck schema pytest
+
+bench: setup
+	$(PY) -m jupyter_rtstream.bench --quick --json bench-quick.json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
