@@ -13,8 +13,9 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .client import Stream, connect
+    from .widgets import Dashboard
 
-__all__ = ["Stream", "__version__", "connect"]
+__all__ = ["Dashboard", "Stream", "__version__", "connect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name == "Dashboard":  # needs the ``widgets`` extra (ipywidgets, bqplot)
+        from .widgets import Dashboard
+
+        return Dashboard
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -116,6 +116,8 @@ class ServerProcess:
         return [f"--RtstreamApp.db_path={Path(self._tmp.name) / 'rtstream.sqlite'}"]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("this ServerProcess is already running; stop() it first")
         env = {**os.environ, **self.env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -83,3 +83,35 @@ def spread(values: list[float]) -> str:
         f"min {min(values):.3f}s / median {statistics.median(values):.3f}s / "
         f"max {max(values):.3f}s (n={len(values)})"
     )
+
+
+async def post_ticks(server: Any, symbol: str, prices: list[float]) -> None:
+    """``POST rtstream/api/ticks`` (off the loop: ServerProcess uses blocking urllib)."""
+    body = {"ticks": [{"symbol": symbol, "price": p, "volume": 100} for p in prices]}
+    status, answer = await asyncio.to_thread(
+        server.request_json, "POST", "rtstream/api/ticks", body
+    )
+    assert status == 200, answer
+
+
+async def add_crossing_rule(server: Any, symbol: str, level: float = 100.0) -> int:
+    """Register ``symbol`` and a ``price_above level`` rule: each up-crossing fires one alert."""
+    await post_ticks(server, symbol, [level - 1])
+    rule = {
+        "rule_name": f"{symbol} above {level:g}",
+        "symbol": symbol,
+        "condition": "price_above",
+        "target_value": level,
+        "severity": "high",
+    }
+    status, answer = await asyncio.to_thread(
+        server.request_json, "POST", "rtstream/api/alerts/rules", rule
+    )
+    assert status == 201, answer
+    return int(answer["rule_id"])
+
+
+async def alert_history(server: Any, symbol: str) -> list[int]:
+    """alert_ids of ``symbol`` in the persisted history, oldest first."""
+    body = await asyncio.to_thread(server.get_json, "rtstream/api/alerts?since=0")
+    return [a["alert_id"] for a in body["alerts"] if a["symbol"] == symbol]

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _helpers import LIVE_CONFIG
-
 from jupyter_rtstream.testing import ServerProcess
+
+from ._helpers import LIVE_CONFIG
 
 
 @pytest.fixture(scope="session")

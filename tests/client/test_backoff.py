@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from _helpers import run, wait_until
-
 from jupyter_rtstream.client import ConnectionState, ReconnectPolicy, StateChange, Stream
 from jupyter_rtstream.client.discovery import ServerInfo
 from jupyter_rtstream.testing import free_port
+
+from ._helpers import run, wait_until
 
 
 class MaxRandom(random.Random):

@@ -6,12 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pytest
+import jupyter_client
 
 from jupyter_rtstream.testing import ServerProcess
-
-jupyter_client = pytest.importorskip("jupyter_client")
-pytest.importorskip("ipykernel")
 
 
 def execute(client: Any, code: str) -> str:

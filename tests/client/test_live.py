@@ -6,10 +6,10 @@ import asyncio
 import logging
 import random
 import time
+from functools import partial
+from typing import Any
 
 import pytest
-from _helpers import Recorder, run, spread, wait_until
-from _proxy import TcpProxy
 
 import jupyter_rtstream
 from jupyter_rtstream.client import (
@@ -22,11 +22,23 @@ from jupyter_rtstream.client import (
 from jupyter_rtstream.core.messages import Ack, ConnectionStatus, MarketData
 from jupyter_rtstream.testing import ServerProcess
 
+from ._helpers import (
+    Recorder,
+    add_crossing_rule,
+    alert_history,
+    post_ticks,
+    run,
+    spread,
+    wait_until,
+)
+from ._proxy import TcpProxy
+
 
 def test_connect_subscribe_iterate_ping_close(live_server: ServerProcess) -> None:
     async def scenario() -> None:
         stream = await jupyter_rtstream.connect(live_server.url, live_server.token)
-        assert stream.state is ConnectionState.CONNECTED and stream.state == "connected"
+        assert stream.state is ConnectionState.CONNECTED
+        assert isinstance(stream.state, str) and str(stream.state) == "connected"
         assert stream.epoch and stream.client_id and stream.heartbeat_interval == 1.0
         per_topic: list[MarketData] = []
         remove = stream.on("market_data", per_topic.append, topic="market_data:MSFT")
@@ -60,7 +72,7 @@ def test_connect_subscribe_iterate_ping_close(live_server: ServerProcess) -> Non
         with pytest.raises(ValueError):
             stream.on("no_such_event", print)
         await stream.close()
-        assert stream.state is ConnectionState.DISCONNECTED
+        assert stream.closed and stream.state.value == "disconnected"
         async for _ in stream:  # iteration ends after close (after draining the queue)
             pass
         with pytest.raises(StreamClosed):
@@ -110,8 +122,12 @@ def test_wrong_base_url_fails_fast_with_a_hint(live_server: ServerProcess) -> No
     run(scenario())
 
 
+def reconnected_times(stream: jupyter_rtstream.Stream, times: int) -> bool:
+    return stream.stats.reconnects == times
+
+
 async def _subscribed_through_proxy(
-    server: ServerProcess, proxy: TcpProxy, seed: int, **options: object
+    server: ServerProcess, proxy: TcpProxy, seed: int, **options: Any
 ) -> tuple[jupyter_rtstream.Stream, Recorder]:
     stream = jupyter_rtstream.Stream(proxy.url(), server.token, rng=random.Random(seed), **options)
     recorder = Recorder(stream)
@@ -148,7 +164,7 @@ def test_cut_reconnect_resume_without_loss_or_duplicates(
                 await asyncio.sleep(down)
                 assert not late_subscribe.done()
                 proxy.restore()
-            await wait_until(lambda i=i: stream.stats.reconnects == i + 1, what="reconnect")
+            await wait_until(partial(reconnected_times, stream, i + 1), what="reconnect")
             if late_subscribe is not None:
                 assert (await late_subscribe).data.topic == "market_data:GOOG"
             assert stream.attempts == 0  # reset by the connection_status
@@ -180,6 +196,58 @@ def test_cut_reconnect_resume_without_loss_or_duplicates(
 
     run(scenario())
     assert live_server.token not in caplog.text
+
+
+def test_alerts_survive_cuts_without_loss_or_duplicates(
+    live_server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alerts fired (by ticks we post) while the client is cut off are replayed on resume;
+    what the application saw equals the persisted alert history, once each, in order."""
+
+    async def scenario() -> None:
+        await add_crossing_rule(live_server, "CUTX")
+        proxy = await TcpProxy(live_server.port).start()
+        stream = jupyter_rtstream.Stream(proxy.url(), live_server.token, rng=random.Random(8))
+        rec = Recorder(stream)
+        topic_seqs: list[int] = []
+        stream.on("alert", lambda m: topic_seqs.append(m.seq), topic="alerts:CUTX")
+        await stream.__aenter__()
+        await stream.subscribe("alerts", "CUTX")
+        await stream.subscribe("alerts", "*")
+        before = set(await alert_history(live_server, "CUTX"))
+
+        async def fire(n: int) -> None:
+            await post_ticks(live_server, "CUTX", [101.0, 99.0] * n)
+
+        await fire(3)
+        for i, outage in enumerate((0.0, 1.0)):
+            proxy.refusing = outage > 0
+            assert proxy.cut() == 1
+            await fire(4)  # fired while the client is cut off (or reconnecting)
+            await asyncio.sleep(outage)
+            proxy.restore()
+            await fire(2)
+            await wait_until(partial(reconnected_times, stream, i + 1), what="reconnect")
+        expected = [i for i in await alert_history(live_server, "CUTX") if i not in before]
+        assert len(expected) >= 10  # one per up-crossing once the rule is armed
+        await wait_until(
+            lambda: len(rec.alert_ids["alerts:CUTX"]) >= len(expected), what="all alerts"
+        )
+        await asyncio.sleep(0.3)
+        await stream.close()
+        await proxy.close()
+        assert rec.alert_ids["alerts:CUTX"] == expected
+        on_all = [i for i in rec.alert_ids["alerts:*"] if i in set(expected)]
+        assert on_all == expected
+        assert topic_seqs == list(range(topic_seqs[0], topic_seqs[0] + len(topic_seqs)))
+        assert not rec.gaps
+        with capsys.disabled():
+            print(
+                f"\n[alerts across 2 cuts] fired {len(expected)}, delivered "
+                f"{len(rec.alert_ids['alerts:CUTX'])} on alerts:CUTX, lost 0, duplicated 0"
+            )
+
+    run(scenario())
 
 
 def test_stall_is_detected_by_missed_heartbeats(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 
-from _fake_server import FakeServer, alert_frame, alert_payload
-from _helpers import Recorder, run, wait_until
-
 import jupyter_rtstream
 from jupyter_rtstream.client import ConnectionState
 from jupyter_rtstream.core.codec import encode
 from jupyter_rtstream.core.messages import MarketData, MarketDataPayload, Subscribe, utc_now
+
+from ._fake_server import FakeServer, alert_frame, alert_payload
+from ._helpers import Recorder, run, wait_until
 
 
 def market_frame(seq: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from _fake_server import alert_payload
+import pytest
 
 from jupyter_rtstream.client.state import CloseInfo, SubscriptionBook
 from jupyter_rtstream.core.messages import (
@@ -15,6 +15,8 @@ from jupyter_rtstream.core.messages import (
     MarketDataPayload,
     utc_now,
 )
+
+from ._fake_server import alert_payload
 
 
 def market(seq: int, topic: str = "market_data:AAPL") -> MarketData:
@@ -41,6 +43,15 @@ def test_first_subscribe_is_plain_then_resumes_from_last_seq() -> None:
         assert book.accept(market(seq), "E1")
     again = book.subscribe_request(state, "r2")
     assert (again.resume_from, again.epoch) == (9, "E1")
+
+
+def test_invalid_subscriptions_are_refused_before_anything_is_sent() -> None:
+    book = SubscriptionBook()
+    for kind, symbol in (("quotes", "AAPL"), ("market_data", "no spaces!"), ("market_data", "*")):
+        with pytest.raises(ValueError):
+            book.add(kind, symbol)
+    assert not list(book)
+    assert book.add("alerts", "*").topic == "alerts:*"
 
 
 def test_replayed_duplicates_are_dropped_and_gaps_counted() -> None:

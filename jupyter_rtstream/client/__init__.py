@@ -1,0 +1,42 @@
+"""Python client of the rtstream protocol: discovery, reconnection, resume, typed dispatch.
+
+``stream = await jupyter_rtstream.connect()`` (see :mod:`.stream`). Imports tornado and
+pydantic only; jupyter_server is imported lazily, and only when discovery falls back to
+the running-server files.
+"""
+
+from __future__ import annotations
+
+from .discovery import ServerInfo, discover
+from .errors import (
+    AuthenticationError,
+    ClientError,
+    ConnectionLost,
+    DiscoveryError,
+    NotConnectedError,
+    RequestError,
+    StreamClosed,
+)
+from .state import ConnectionState, GapEvent, ReconnectPolicy, StateChange, StreamStats
+from .stream import EVENTS, Stream, StreamOptions, connect
+
+__all__ = [
+    "EVENTS",
+    "AuthenticationError",
+    "ClientError",
+    "ConnectionLost",
+    "ConnectionState",
+    "DiscoveryError",
+    "GapEvent",
+    "NotConnectedError",
+    "ReconnectPolicy",
+    "RequestError",
+    "ServerInfo",
+    "StateChange",
+    "Stream",
+    "StreamClosed",
+    "StreamOptions",
+    "StreamStats",
+    "connect",
+    "discover",
+]
