@@ -63,7 +63,8 @@ def _request_id(obj: Any) -> str | None:
     if isinstance(obj, dict):
         rid = obj.get("request_id")
         if isinstance(rid, str):
-            return rid[:128]
+            # Echo it safely: a JSON-escaped lone surrogate cannot be encoded back to UTF-8.
+            return rid[:128].encode("utf-8", "replace").decode("utf-8")
         if isinstance(rid, int) and not isinstance(rid, bool):
             return str(rid)
     return None
@@ -83,7 +84,7 @@ def _classify(
     if version is not None:
         if not isinstance(version, str):
             return ProtocolError(ErrorCode.INVALID_MESSAGE, "'version' must be a string", rid)
-        if not _VERSION_RE.match(version):
+        if not _VERSION_RE.fullmatch(version):
             return ProtocolError(
                 ErrorCode.UNSUPPORTED_VERSION,
                 f"protocol version {version!r} is not supported; this side speaks 1.x",

@@ -45,7 +45,9 @@ class Frame:
     wire: bytes | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.nbytes = len(self.text)
+        # UTF-8 size (the outbox bounds bytes); ASCII, the common case, needs no encoding.
+        text = self.text
+        self.nbytes = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
 
 
 @dataclass(slots=True)
@@ -271,10 +273,21 @@ class Hub:
             recovered = epoch == self.epoch and self._covers(topic, resume_from)
             if recovered:
                 frames = [f for f in topic.buffer if f.seq > resume_from]
-                return SubscribeResult(True, frames, len(frames), False)
+                if topic.conflatable or self._fits(outbox, frames):
+                    return SubscribeResult(True, frames, len(frames), False)
+                # A must-deliver gap larger than the outbox would close the client with 1013
+                # on every resume; say "not recovered" so it fills the gap from history.
+                recovered = False
         if topic.conflatable and topic.buffer:
             return SubscribeResult(recovered, [topic.buffer[-1]], 0, True)
         return SubscribeResult(recovered, [], 0, False)
+
+    @staticmethod
+    def _fits(outbox: Outbox, frames: list[Frame]) -> bool:
+        """Whether ``frames`` fit in half the outbox (leaving room for live traffic)."""
+        if len(frames) > outbox.max_messages // 2:
+            return False
+        return sum(f.nbytes for f in frames) <= outbox.max_bytes // 2
 
     @staticmethod
     def _covers(topic: _Topic, resume_from: int) -> bool:

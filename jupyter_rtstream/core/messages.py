@@ -36,8 +36,8 @@ PROTOCOL_VERSIONS: tuple[str, ...] = (PROTOCOL_VERSION,)
 SUBPROTOCOL = "rtstream.v1"
 SUBPROTOCOL_PREFIX = "rtstream.v"
 
-_VERSION_RE = re.compile(r"^1(\.\d{1,6})?$")
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._\-^=]{0,15}$")
+_VERSION_RE = re.compile(r"1(\.\d{1,6})?")
+_SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9._\-^=]{0,15}")
 ALL_SYMBOLS = "*"
 
 
@@ -67,7 +67,7 @@ UtcDateTime = Annotated[
 
 
 def _check_version(value: str) -> str:
-    if not _VERSION_RE.match(value):
+    if not _VERSION_RE.fullmatch(value):
         raise PydanticCustomError(
             "unsupported_version",
             "protocol version {version} is not supported (this server speaks 1.x)",
@@ -81,7 +81,7 @@ Version = Annotated[str, AfterValidator(_check_version)]
 
 def _normalize_symbol(value: str) -> str:
     value = value.strip().upper()
-    if value != ALL_SYMBOLS and not _SYMBOL_RE.match(value):
+    if value != ALL_SYMBOLS and not _SYMBOL_RE.fullmatch(value):
         raise ValueError(
             "symbol must be 1-16 characters of A-Z, 0-9, '.', '_', '-', '^', '=' (or '*')"
         )
@@ -99,6 +99,15 @@ SymbolOrAll = Annotated[str, Field(max_length=16), AfterValidator(_normalize_sym
 Symbol = Annotated[SymbolOrAll, AfterValidator(_check_instrument_symbol)]
 
 
+def utf8_safe(value: str) -> str:
+    """Refuse lone surrogates (valid in JSON escapes, not encodable as UTF-8 on the way out)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("string is not valid Unicode (lone surrogate)") from None
+    return value
+
+
 def _coerce_request_id(value: Any) -> Any:
     # Request ids are opaque strings; accept integers (common in hand-written clients).
     if isinstance(value, int) and not isinstance(value, bool):
@@ -106,8 +115,14 @@ def _coerce_request_id(value: Any) -> Any:
     return value
 
 
-RequestId = Annotated[str, BeforeValidator(_coerce_request_id), Field(max_length=128)]
-Epoch = Annotated[str, BeforeValidator(_coerce_request_id), Field(max_length=64)]
+RequestId = Annotated[
+    str, BeforeValidator(_coerce_request_id), Field(max_length=128), AfterValidator(utf8_safe)
+]
+Epoch = Annotated[
+    str, BeforeValidator(_coerce_request_id), Field(max_length=64), AfterValidator(utf8_safe)
+]
+#: Free text from users (rule names): bounded, valid Unicode.
+SafeText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(utf8_safe)]
 
 
 def _finite(value: float) -> float:
@@ -376,6 +391,12 @@ def json_schema() -> dict[str, Any]:
     adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)
     schema = adapter.json_schema(ref_template="#/$defs/{model}", mode="serialization")
     defs = schema.pop("$defs")
+    for definition in defs.values():
+        # The discriminator has a default in Python, but on the wire it is mandatory.
+        if "message_type" in definition.get("properties", {}):
+            required = definition.setdefault("required", [])
+            if "message_type" not in required:
+                required.insert(0, "message_type")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://jupyter-rtstream.readthedocs.io/schema/protocol-v1.json",

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .messages import AlertCondition, FiniteFloat, Severity, Symbol, UtcDateTime
+from .messages import AlertCondition, FiniteFloat, SafeText, Severity, Symbol, UtcDateTime
 
 
 class TickIn(BaseModel):
@@ -41,7 +41,7 @@ class RuleIn(BaseModel):
     """``POST rtstream/api/alerts/rules``; semantic checks follow in ``validate_rule``."""
 
     model_config = ConfigDict(extra="forbid")
-    rule_name: Annotated[str, Field(min_length=1, max_length=200)]
+    rule_name: SafeText
     symbol: Symbol
     condition: AlertCondition
     target_value: Annotated[FiniteFloat, Field(strict=True)]

@@ -117,7 +117,11 @@ class ServerSession:
             self._refuse(exc)
         except Exception as exc:  # a bug must not kill the connection or the server
             self._refuse(
-                ProtocolError(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+                ProtocolError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"internal error: {type(exc).__name__}",
+                    request_id_of(text),
+                )
             )
 
     def receive_binary(self) -> None:
@@ -205,7 +209,12 @@ class ServerSession:
     def _subscribe(self, request: Subscribe) -> None:
         topic = self._topic(request)
         subs = self.outbox.subscriptions
-        if topic not in subs and len(subs) >= self.limits.max_subscriptions:
+        if topic in subs:
+            # Already streaming: a second subscribe (even with resume_from) must not replay
+            # frames that are queued or delivered already.
+            self._ack(request.request_id, "subscribe", topic, None)
+            return
+        if len(subs) >= self.limits.max_subscriptions:
             raise ProtocolError(
                 ErrorCode.SUBSCRIPTION_LIMIT,
                 f"at most {self.limits.max_subscriptions} subscriptions per connection",
