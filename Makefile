@@ -31,6 +31,7 @@ schema: setup
 
 pytest: setup
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval notebooks -p jupyter_rtstream.testing --rtstream-server
 
 test: lint typecheck schema pytest
 

@@ -1,10 +1,17 @@
 """Run a real ``jupyter server`` with jupyter-rtstream for tests and notebook CI.
 
-Use it as a pytest plugin (``pytest_plugins = ["jupyter_rtstream.testing"]`` in your
-``conftest.py``) to get the session-scoped ``rtstream_server`` fixture: a server on a free
-port with a *seeded* simulated feed, whose URL and token are exported as
-``JUPYTER_RTSTREAM_URL`` / ``JUPYTER_RTSTREAM_TOKEN`` so that kernels started by nbval find
-it. Or use :class:`ServerProcess` directly::
+As a pytest plugin (``-p jupyter_rtstream.testing`` or ``pytest_plugins = [...]`` in your
+top-level ``conftest.py``) it offers:
+
+- ``--rtstream-server``: start one server with a *seeded* simulated feed when the session
+  starts, before nbval launches any kernel, and export its URL and token as
+  ``JUPYTER_RTSTREAM_URL`` / ``JUPYTER_RTSTREAM_TOKEN`` (kernels inherit them, so
+  ``await jupyter_rtstream.connect()`` finds it). This is what notebook CI needs: nbval's
+  cells are not test functions, so fixtures are never set up for them.
+- the session-scoped ``rtstream_server`` fixture for ordinary tests (the same server when
+  ``--rtstream-server`` is given, else one started on first use).
+
+Or use :class:`ServerProcess` directly::
 
     with ServerProcess(config={"RtstreamApp": {"seed": 7}}) as server:
         stream = await jupyter_rtstream.connect(server.url, server.token)
@@ -217,26 +224,61 @@ try:
 except ImportError:  # pragma: no cover - the plugin is optional
     pytest = None  # type: ignore[assignment]
 
+_ENV_KEYS = ("JUPYTER_RTSTREAM_URL", "JUPYTER_RTSTREAM_TOKEN")
+
+
+class _SessionServer:
+    """One server for a pytest session, with the environment it exported."""
+
+    def __init__(self) -> None:
+        self.server = ServerProcess().start()
+        self.saved = {key: os.environ.get(key) for key in _ENV_KEYS}
+        os.environ["JUPYTER_RTSTREAM_URL"] = self.server.url
+        os.environ["JUPYTER_RTSTREAM_TOKEN"] = self.server.token
+
+    def close(self) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self.server.close()
+
+
 if pytest is not None:
+    _SESSION_KEY = pytest.StashKey[_SessionServer]()
+
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        parser.getgroup("jupyter-rtstream").addoption(
+            "--rtstream-server",
+            action="store_true",
+            default=False,
+            help="start a seeded jupyter-rtstream server before the session (and any nbval "
+            "kernel) and export JUPYTER_RTSTREAM_URL/JUPYTER_RTSTREAM_TOKEN",
+        )
+
+    def pytest_sessionstart(session: pytest.Session) -> None:
+        if session.config.getoption("rtstream_server", default=False):
+            session.stash[_SESSION_KEY] = _SessionServer()
+
+    def pytest_sessionfinish(session: pytest.Session) -> None:
+        started = session.stash.get(_SESSION_KEY, None)
+        if started is not None:
+            started.close()
 
     @pytest.fixture(scope="session")
-    def rtstream_server() -> Iterator[ServerProcess]:
+    def rtstream_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         """A seeded jupyter-rtstream server for the whole test session.
 
         Exports ``JUPYTER_RTSTREAM_URL`` and ``JUPYTER_RTSTREAM_TOKEN`` so kernels started
-        afterwards (nbval's) connect to it.
+        afterwards connect to it.
         """
-        server = ServerProcess()
-        server.start()
-        saved = {k: os.environ.get(k) for k in ("JUPYTER_RTSTREAM_URL", "JUPYTER_RTSTREAM_TOKEN")}
-        os.environ["JUPYTER_RTSTREAM_URL"] = server.url
-        os.environ["JUPYTER_RTSTREAM_TOKEN"] = server.token
+        started = request.session.stash.get(_SESSION_KEY, None)
+        if started is not None:
+            yield started.server
+            return
+        own = _SessionServer()
         try:
-            yield server
+            yield own.server
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            server.close()
+            own.close()

@@ -1,0 +1,98 @@
+"""What every live widget shares: buffer in ``handle``, paced ``flush``, stats, ``stop``."""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from ._render import DEFAULT_COALESCE, DEFAULT_FPS, FrameLimiter, RenderStats, now
+
+
+def esc(value: object) -> str:
+    """Escape any text that came from the wire (or a user) before it reaches HTML."""
+    return html.escape(str(value), quote=True)
+
+
+def fmt_number(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return "&mdash;"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return "&mdash;"
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%H:%M:%S") + "Z"
+
+
+class LiveMixin:
+    """Mixed into an ipywidgets class: ``handle()`` buffers, ``flush()`` renders a frame.
+
+    Subclasses implement ``_apply(message) -> bool`` (update buffered state; False when the
+    message is not for this widget) and ``_render()`` (push the buffered state to the
+    widget traits, under ``hold_sync()``).
+    """
+
+    render_stats: RenderStats
+    limiter: FrameLimiter
+    stopped: bool
+    _dirty: bool
+
+    def _init_live(self, fps: float = DEFAULT_FPS, coalesce: float = DEFAULT_COALESCE) -> None:
+        self.render_stats = RenderStats()
+        self.limiter = FrameLimiter(self.flush, fps, coalesce)
+        self.stopped = False
+        self._dirty = False
+
+    @property
+    def fps(self) -> float:
+        return self.limiter.fps
+
+    def handle(self, message: Any, at: float | None = None) -> bool:
+        """Buffer one message (or state change); a frame follows within ``1 / fps`` s.
+
+        ``at`` is the message's arrival time (:func:`._render.now`), when a caller that
+        dispatches to several widgets measured it once. Returns False when ignored.
+        """
+        if self.stopped or not self._apply(message):
+            return False
+        self.render_stats.arrived(at)
+        self.limiter.request()
+        return True
+
+    def invalidate(self) -> None:
+        """Ask for a frame without a message (e.g. a row added or removed)."""
+        if not self.stopped:
+            self._dirty = True
+            self.limiter.request()
+
+    def flush(self) -> bool:
+        """Send what was buffered as one coalesced update; False when there was nothing."""
+        if self.stopped or (self.render_stats.pending == 0 and not self._dirty):
+            return False
+        self._dirty = False
+        started = now()
+        self._render()
+        self.render_stats.sent(started=started)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """``received``, ``flushed``, ``coalesced``, ``dropped``, ``p50_ms``, ``p99_ms``,
+        ``render_p99_ms`` (time to build and send one frame)..."""
+        return self.render_stats.as_dict()
+
+    def stop(self) -> None:
+        """Stop updating for good: later messages are ignored, no frame is sent."""
+        self.stopped = True
+        self.limiter.close()
+        self.render_stats.discard_pending()
+
+    def _apply(self, message: Any) -> bool:
+        raise NotImplementedError
+
+    def _render(self) -> None:
+        raise NotImplementedError

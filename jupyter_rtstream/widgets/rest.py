@@ -1,0 +1,139 @@
+"""A small async helper for the REST endpoints (tornado ``AsyncHTTPClient``, token header).
+
+::
+
+    api = RestAPI.for_stream(stream)            # or RestAPI() (discovery), RestAPI(url, token)
+    await api.post_ticks([{"symbol": "DEMO", "price": 10.0, "volume": 100}])
+    rule = await api.create_rule(rule_name="demo", symbol="DEMO", condition="price_above",
+                                 target_value=11.0, severity="high")
+    alerts = await api.alerts(since=0)          # persisted history, oldest first
+
+Errors answered by the server raise :class:`RestError` with its ``error_code``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from ..client.discovery import ServerInfo, discover
+from ..client.errors import ClientError
+from ..core.messages import AlertPayload, format_timestamp
+
+if TYPE_CHECKING:
+    from ..client import Stream
+
+
+class RestError(ClientError):
+    """The server refused a REST request (``status``, ``error_code``, ``error_message``)."""
+
+    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        code = body.get("error_code") if isinstance(body, dict) else None
+        message = body.get("error_message") if isinstance(body, dict) else None
+        self.error_code: str | None = str(code) if code is not None else None
+        self.error_message: str = str(message) if message is not None else str(body)[:200]
+        super().__init__(
+            f"{method} {path} answered HTTP {status}"
+            + (f" {self.error_code}: {self.error_message}" if self.error_code else "")
+        )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+class RestAPI:
+    """``rtstream/api/*`` of one Jupyter server, authenticated with its token."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        server: ServerInfo | None = None,
+        timeout: float = 10.0,
+        validate_cert: bool = True,
+    ) -> None:
+        self.server = server if server is not None else discover(url, token)
+        self.timeout = timeout
+        self.validate_cert = validate_cert
+
+    @classmethod
+    def for_stream(cls, stream: Stream) -> RestAPI:
+        """The REST API of the server ``stream`` is connected to (same URL and token)."""
+        return cls(server=stream.server, validate_cert=stream.options.validate_cert)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send a request; the decoded JSON answer (None for 204), else :class:`RestError`."""
+        headers = dict(self.server.headers())
+        payload: str | None = None
+        if body is not None:
+            payload = json.dumps(body, default=_default)
+            headers["Content-Type"] = "application/json"
+        elif method in ("POST", "PUT", "PATCH"):
+            payload = ""
+        request = HTTPRequest(
+            self.server.api_url(path),
+            method=method,
+            headers=headers,
+            body=payload,
+            request_timeout=self.timeout,
+            connect_timeout=self.timeout,
+            validate_cert=self.validate_cert,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if response.code == 599:
+            raise ClientError(f"{method} {path}: {response.error}")
+        decoded: Any = None
+        if response.body:
+            try:
+                decoded = json.loads(response.body)
+            except ValueError:
+                decoded = response.body.decode(errors="replace")
+        if response.code >= 400:
+            raise RestError(method, path, response.code, decoded)
+        return decoded
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "rtstream/api/status")
+        return result
+
+    async def post_ticks(self, ticks: Iterable[Mapping[str, Any]]) -> int:
+        """``POST rtstream/api/ticks``; returns how many ticks were accepted."""
+        answer = await self.request(
+            "POST", "rtstream/api/ticks", {"ticks": [dict(t) for t in ticks]}
+        )
+        return int(answer["accepted"])
+
+    async def snapshot(self, symbol: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "GET", f"rtstream/api/instruments/{symbol.strip().upper()}/snapshot"
+        )
+        return result
+
+    async def create_rule(self, **fields: Any) -> dict[str, Any]:
+        """``POST rtstream/api/alerts/rules`` (``rule_name``, ``symbol``, ``condition``,
+        ``target_value``, ``severity``, optional ``indicator``...); the stored rule."""
+        body = {key: value for key, value in fields.items() if value is not None}
+        result: dict[str, Any] = await self.request("POST", "rtstream/api/alerts/rules", body)
+        return result
+
+    async def rules(self) -> list[dict[str, Any]]:
+        answer = await self.request("GET", "rtstream/api/alerts/rules")
+        return list(answer["rules"])
+
+    async def delete_rule(self, rule_id: int) -> None:
+        await self.request("DELETE", f"rtstream/api/alerts/rules/{int(rule_id)}")
+
+    async def alerts(self, since: int = 0) -> list[AlertPayload]:
+        """The persisted alert history after alert ``since``, oldest first."""
+        answer = await self.request("GET", f"rtstream/api/alerts?since={int(since)}")
+        return [AlertPayload.model_validate(item) for item in answer["alerts"]]

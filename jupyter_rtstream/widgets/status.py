@@ -1,0 +1,135 @@
+"""Connection status badge: state, attempts, next retry, last error, lag; words and colour."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ipywidgets import HTML
+
+from ..core.messages import ConnectionStatus
+from ._base import LiveMixin, esc, fmt_time
+from ._render import DEFAULT_COALESCE, DEFAULT_FPS
+
+if TYPE_CHECKING:
+    from ..client import Stream
+
+#: Colour of each connection state (``ConnectionState`` values of the client).
+STATE_COLORS: dict[str, str] = {
+    "connecting": "#b7791f",
+    "connected": "#2f855a",
+    "reconnecting": "#c05621",
+    "disconnected": "#718096",
+}
+ERROR_COLOR = "#c53030"
+
+
+class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
+    """The state of a stream, in words and colour.
+
+    Feed it the client's ``StateChange`` events and ``connection_status`` messages
+    (``badge.bind(stream)`` does both), or call ``badge.handle(...)`` yourself. Shows the
+    state, failed attempts, the next retry time, the last error (escaped) and how many
+    messages the server conflated because this client lagged.
+    """
+
+    def __init__(
+        self,
+        stream: Stream | None = None,
+        *,
+        fps: float = DEFAULT_FPS,
+        coalesce: float = DEFAULT_COALESCE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_live(fps, coalesce)
+        self.state = "disconnected"
+        self.attempts = 0
+        self.next_retry_at: datetime | None = None
+        self.last_error: str | None = None
+        self.conflated = 0
+        self.epoch: str | None = None
+        #: States shown so far, oldest first, without repeats (bounded).
+        self.history: deque[str] = deque(maxlen=100)
+        self._unhooks: list[Any] = []
+        self.history.append(self.state)
+        self.value = self._html()
+        if stream is not None:
+            self.bind(stream)
+
+    def bind(self, stream: Stream) -> None:
+        """Show ``stream``'s current state now and follow its changes."""
+        if self.render_stats.received == 0:
+            self.history.clear()  # not "disconnected" before: just not bound yet
+        self._unhooks.append(stream.on("state", self.handle))
+        self._unhooks.append(stream.on("connection_status", self.handle))
+        self.handle(_Snapshot(stream))
+        self.flush()  # show the current state at once
+
+    def unbind(self) -> None:
+        for unhook in self._unhooks:
+            unhook()
+        self._unhooks.clear()
+
+    def stop(self) -> None:
+        self.unbind()
+        super().stop()
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    def _apply(self, message: Any) -> bool:
+        if isinstance(message, ConnectionStatus):
+            self.conflated = message.data.conflated
+            self.epoch = message.data.epoch
+            return True
+        state = getattr(message, "state", None)
+        if state is None:
+            return False
+        value = str(getattr(state, "value", state))
+        if not self.history or self.history[-1] != value:
+            self.history.append(value)
+        self.state = value
+        self.attempts = int(getattr(message, "attempts", 0) or 0)
+        self.next_retry_at = getattr(message, "next_retry_at", None)
+        error = getattr(message, "last_error", None)
+        if error is not None:
+            self.last_error = str(error) or type(error).__name__
+        elif value == "connected":
+            self.last_error = None
+        return True
+
+    def _render(self) -> None:
+        self.value = self._html()
+
+    def _html(self) -> str:
+        color = STATE_COLORS.get(self.state, "#718096")
+        parts = [
+            f'<span class="rtstream-badge rtstream-{esc(self.state)}" '
+            f'style="background:{color};color:white;border-radius:0.8em;'
+            f'padding:0.1em 0.7em;font-weight:600">&#9679; {esc(self.state)}</span>'
+        ]
+        if self.attempts:
+            parts.append(f"attempt {self.attempts}")
+        if self.next_retry_at is not None and self.state == "reconnecting":
+            parts.append(f"next retry at {fmt_time(self.next_retry_at)}")
+        if self.conflated:
+            parts.append(f"lagging: {self.conflated} conflated")
+        if self.last_error:
+            parts.append(
+                f'<span style="color:{ERROR_COLOR}" title="{esc(self.last_error)}">'
+                f"last error: {esc(self.last_error[:200])}</span>"
+            )
+        return '<div class="rtstream-status">' + " &middot; ".join(parts) + "</div>"
+
+
+class _Snapshot:
+    """A stream's current state, shaped like the client's ``StateChange``."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.state = stream.state
+        self.attempts = stream.attempts
+        self.next_retry_at = stream.next_retry_at
+        self.last_error = stream.last_error
