@@ -89,13 +89,14 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         self.set_nodelay(True)
         self._wake = asyncio.Event()
         self._closing = False
+        self._writing = False
         app = self.app
         self.session = ServerSession(
             app.hub,
             app.instruments,
             uuid.uuid4().hex,
             limits=app.limits,
-            waker=self._wake.set,
+            waker=self._on_outbox,
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
         )
@@ -123,6 +124,17 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         """Close from the server side (used on server shutdown)."""
         self.session.outbox.request_close(code, reason)
 
+    def _on_outbox(self) -> None:
+        """The session's waker: its outbox has frames, or a close was requested."""
+        self._wake.set()
+        close = self.session.outbox.close_request if hasattr(self, "session") else None
+        if close is not None and self._writing and not self._closing:
+            # The flush loop is stuck on a socket that does not drain (the usual reason for
+            # a 1013): close now instead of after a write that may never finish. Tornado
+            # aborts the connection if the close handshake does not complete in 5 s.
+            self._closing = True
+            self.close(close.code, close.reason)
+
     async def _flush_loop(self) -> None:
         """Write the outbox as it fills; await the socket so slowness stays per client."""
         session = self.session
@@ -143,6 +155,7 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         if conn is None or conn.is_closing():
             return False
         stream = getattr(conn, "stream", None)
+        self._writing = True
         try:
             if stream is not None and getattr(conn, "_compressor", None) is None:
                 # One syscall for the batch; frame bytes shared with every other client.
@@ -152,6 +165,8 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
                     await self.write_message(frame.text)
         except (StreamClosedError, WebSocketClosedError):
             return False
+        finally:
+            self._writing = False
         return True
 
     def on_finish(self) -> None:
