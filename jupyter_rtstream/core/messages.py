@@ -256,7 +256,7 @@ class ErrorPayload(_Model):
 
 
 class _ServerMessage(_Model):
-    version: str = PROTOCOL_VERSION
+    version: Version = PROTOCOL_VERSION
     timestamp: UtcDateTime = Field(default_factory=utc_now)
 
 
