@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,22 +67,15 @@ class SimulatedMarket:
             yield self.step(end - timedelta(seconds=i * interval), interval)
 
 
-class FeedRunner:
-    """Runs a :class:`SimulatedMarket` at ``rate`` rounds per second on the event loop."""
+class BackgroundSource(ABC):
+    """A tick source that runs as one asyncio task; ``start``/``stop`` are idempotent.
 
-    def __init__(
-        self,
-        market: SimulatedMarket,
-        rate: float,
-        on_tick: Callable[[Tick], None],
-        log: logging.Logger | None = None,
-    ) -> None:
-        self.market = market
-        self.rate = rate
-        self.on_tick = on_tick
-        self.log = log or logging.getLogger(__name__)
-        self.ticks = 0
-        self._task: asyncio.Task[None] | None = None
+    The server keeps a strong reference to the task (here) so it is not garbage collected
+    mid-run, and ``stop`` waits for the cancellation to finish before the server goes on.
+    """
+
+    _task: asyncio.Task[None] | None = None
+    ticks: int = 0
 
     @property
     def running(self) -> bool:
@@ -97,6 +91,26 @@ class FeedRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    @abstractmethod
+    async def _run(self) -> None:
+        """Produce ticks until cancelled (or the source is exhausted)."""
+
+
+class FeedRunner(BackgroundSource):
+    """Runs a :class:`SimulatedMarket` at ``rate`` rounds per second on the event loop."""
+
+    def __init__(
+        self,
+        market: SimulatedMarket,
+        rate: float,
+        on_tick: Callable[[Tick], None],
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.market = market
+        self.rate = rate
+        self.on_tick = on_tick
+        self.log = log or logging.getLogger(__name__)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,6 @@ timestamps, so analytics and alert windows behave as they did live.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import logging
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.rest import TickIn
-from .feed import Tick
+from .feed import BackgroundSource, Tick
 
 
 def read_ticks(path: str | Path) -> Iterator[Tick]:
@@ -42,7 +41,7 @@ def read_ticks(path: str | Path) -> Iterator[Tick]:
             yield Tick(tick.symbol, tick.price, tick.volume, tick.timestamp)
 
 
-class CsvReplay:
+class CsvReplay(BackgroundSource):
     """Replays a CSV file on the event loop at ``speed`` times the recorded pace."""
 
     def __init__(
@@ -56,23 +55,7 @@ class CsvReplay:
         self.speed = speed
         self.on_tick = on_tick
         self.log = log or logging.getLogger(__name__)
-        self.ticks = 0
         self.finished = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

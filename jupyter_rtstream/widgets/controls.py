@@ -5,41 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, get_args
 
 from ipywidgets import HTML, Button, Dropdown, FloatText, HBox, Layout, Text, VBox
 
+from ..analytics.indicator_set import INDICATOR_KEYS
 from ..core.messages import AlertCondition, Severity
 from ._base import esc
 from .rest import RestAPI
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
-CONDITIONS: tuple[AlertCondition, ...] = (
-    "price_above",
-    "price_below",
-    "percent_change_above",
-    "percent_change_below",
-    "indicator_above",
-    "indicator_below",
-    "crosses_above",
-    "crosses_below",
-)
-SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
-INDICATORS: tuple[str, ...] = (
-    "sma_20",
-    "ema_12",
-    "ema_26",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "vwap",
-    "volatility_20",
-)
+# The choices come from the protocol and the analytics, so the form cannot drift from them.
+CONDITIONS: tuple[AlertCondition, ...] = get_args(AlertCondition)
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+INDICATORS: tuple[str, ...] = INDICATOR_KEYS
 OK_COLOR = "#2f855a"
 ERROR_COLOR = "#c53030"
 
