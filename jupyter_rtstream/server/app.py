@@ -18,10 +18,11 @@ from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.messages import utc_now
 from ..core.session import Limits
-from .feed import DEFAULT_SYMBOLS, FeedRunner, SimulatedMarket
+from .feed import DEFAULT_SYMBOLS, BackgroundSource, FeedRunner, SimulatedMarket
 from .pipeline import Pipeline
 from .replay import CsvReplay
 from .store import AlertStore
+from .synthetic import SyntheticPublisher
 
 
 class RtstreamApp(ExtensionApp):
@@ -40,7 +41,8 @@ class RtstreamApp(ExtensionApp):
     ).tag(config=True)
     feed = Unicode(
         "simulated",
-        help="Tick source: 'simulated' (embedded GBM feed), 'csv' (replay csv_path) or 'none'.",
+        help="Tick source: 'simulated' (embedded GBM feed), 'csv' (replay csv_path), "
+        "'synthetic' (benchmark publisher: synthetic_rate msg/s over synthetic_topics) or 'none'.",
     ).tag(config=True)
     csv_path = Unicode("", help="CSV file (timestamp,symbol,price,volume) for feed='csv'.").tag(
         config=True
@@ -87,6 +89,12 @@ class RtstreamApp(ExtensionApp):
     replay_hard_limit = Integer(
         100_000, help="Absolute cap of messages per topic replay buffer (bounds memory)."
     ).tag(config=True)
+    synthetic_rate = Float(
+        1000.0, help="feed='synthetic': market_data messages published per second (all topics)."
+    ).tag(config=True)
+    synthetic_topics = Integer(
+        5, help="feed='synthetic': number of topics, symbols BENCH0..BENCH{n-1}."
+    ).tag(config=True)
     websocket_compression = Bool(
         False, help="Offer permessage-deflate (costs CPU per connection; off by default)."
     ).tag(config=True)
@@ -104,6 +112,9 @@ class RtstreamApp(ExtensionApp):
         self.pipeline = Pipeline(self.hub, self.instruments, AnalyticsEngine(), self.store)
         for rule in self.store.rules():  # stored rules arm again when their symbol ticks
             self.pipeline.add_rule(rule)
+            # A symbol with a stored rule stays known (e.g. one first POSTed before a
+            # restart), so clients can resubscribe to its alerts before it ticks again.
+            self.instruments.register(rule.symbol)
         self.limits = Limits(
             max_message_size=self.max_message_size,
             max_subscriptions=self.max_subscriptions,
@@ -112,7 +123,7 @@ class RtstreamApp(ExtensionApp):
             flood_tolerance=self.flood_tolerance,
         )
         self.connections: set[Any] = set()
-        self.feed_runner: FeedRunner | CsvReplay | None = None
+        self.feed_runner: BackgroundSource | None = None
         self._timers: list[PeriodicCallback] = []
         self.version = __version__
 
@@ -163,6 +174,10 @@ class RtstreamApp(ExtensionApp):
         elif self.feed == "csv":
             self.feed_runner = CsvReplay(
                 self.csv_path, self.replay_speed, self.pipeline.publish_tick, self.log
+            )
+        elif self.feed == "synthetic":  # registers BENCH0..BENCH{n-1} in self.instruments
+            self.feed_runner = SyntheticPublisher(
+                self.hub, self.instruments, self.synthetic_rate, self.synthetic_topics, self.log
             )
         elif self.feed != "none":
             self.log.warning("rtstream: unknown feed %r; no tick source started", self.feed)

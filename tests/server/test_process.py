@@ -88,6 +88,9 @@ def test_rules_and_alerts_survive_a_restart() -> None:
         server.start()
         assert server.get_json("rtstream/api/alerts/rules")["rules"] == [rule]
         assert server.get_json("rtstream/api/alerts")["alerts"] == first
+        # ABC came from POSTed ticks; its stored rule keeps it a known instrument.
+        listed = server.get_json("rtstream/api/instruments")["instruments"]
+        assert [i["symbol"] for i in listed] == ["ABC"]
         # After a restart the rule arms again when its symbol ticks.
         ticks = [{"symbol": "ABC", "price": p} for p in (10.0, 12.5)]
         assert server.request_json("POST", "rtstream/api/ticks", {"ticks": ticks})[0] == 200

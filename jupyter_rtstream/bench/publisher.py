@@ -1,0 +1,291 @@
+"""The two systems under test, as subprocesses the benchmark starts, reads and stops.
+
+- :class:`RtstreamSystem`: a real ``jupyter server`` with the extension and
+  ``feed = "synthetic"`` (:mod:`jupyter_rtstream.server.synthetic`), no analytics timer.
+- :class:`BaselineSystem`: ``python -m jupyter_rtstream.bench.baseline``.
+
+Both run in their own session (process group), so a Ctrl-C in the terminal reaches only
+the benchmark, which then stops them. Server CPU time and RSS come from ``/proc/<pid>``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.hub import Hub
+from ..core.instruments import InstrumentRegistry
+from ..server.synthetic import SyntheticPublisher, synthetic_symbols
+from ..testing import ServerProcess, free_port
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (``/proc/<pid>/stat``, 1/CLK_TCK)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    # After "pid (comm)": state is field 3, utime field 14, stime field 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` (``VmRSS`` of ``/proc/<pid>/status``)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def frame_size(topics: int, seq: int = 10_000) -> int:
+    """Bytes of a typical synthetic ``market_data`` frame (built by the real publisher)."""
+    hub = Hub()
+    publisher = SyntheticPublisher(hub, InstrumentRegistry(), 1.0, topics)
+    publisher.publish_one()
+    frame = hub.latest(f"market_data:{publisher.symbols[0]}")
+    assert frame is not None
+    return frame.nbytes + len(str(seq)) - 1
+
+
+class _BenchServer(ServerProcess):
+    """A :class:`ServerProcess` in its own session with no stdin (no Ctrl-C prompt)."""
+
+    def start(self, timeout: float = 60.0) -> _BenchServer:
+        env = {**os.environ, **self.env}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+        return self
+
+
+class RtstreamSystem:
+    """jupyter server + rtstream, synthetic publisher at the run's publish rate."""
+
+    name = "rtstream"
+
+    def __init__(self, topics: int, workdir: str) -> None:
+        self.topics = topics
+        self.workdir = workdir
+        self.subscribe = synthetic_symbols(topics)
+        self.server: _BenchServer | None = None
+        self.started_in = 0.0
+
+    def start(self, publish_rate: float) -> None:
+        runtime = Path(self.workdir) / "runtime"
+        runtime.mkdir(exist_ok=True)
+        server = _BenchServer(
+            config={
+                "RtstreamApp": {
+                    "feed": "synthetic",
+                    "synthetic_rate": float(publish_rate),
+                    "synthetic_topics": self.topics,
+                    "analytics_interval": 0.0,
+                    "history_ticks": 0,
+                }
+            },
+            # Keep the benchmark's servers out of the user's list of running servers.
+            env={"JUPYTER_RUNTIME_DIR": str(runtime)},
+            log_path=Path(self.workdir) / "rtstream-server.log",
+        )
+        self.server = server
+        began = time.monotonic()
+        server.start()
+        self.started_in = time.monotonic() - began
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None and self.server.proc is not None
+        return self.server.proc.pid
+
+    @property
+    def ws_url(self) -> str:
+        assert self.server is not None
+        return self.server.ws_url
+
+    @property
+    def token(self) -> str:
+        assert self.server is not None
+        return self.server.token
+
+    def counters(self) -> dict[str, Any]:
+        assert self.server is not None
+        status = self.server.get_json("rtstream/api/status", timeout=30.0)
+        counters: dict[str, Any] = status["counters"]
+        return counters
+
+    def log_tail(self) -> str:
+        return self.server.log_tail() if self.server is not None else ""
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+
+
+class BaselineSystem:
+    """The raw Tornado broadcaster (:mod:`jupyter_rtstream.bench.baseline`)."""
+
+    name = "baseline"
+
+    def __init__(self, topics: int, size: int, workdir: str) -> None:
+        self.topics = topics
+        self.size = size
+        self.workdir = workdir
+        self.subscribe: list[str] = []
+        self.token = ""
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+        self.started_in = 0.0
+        self._log_path = Path(workdir) / "baseline.log"
+
+    def start(self, publish_rate: float) -> None:
+        self.port = free_port()
+        began = time.monotonic()
+        with open(self._log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter_rtstream.bench.baseline",
+                    f"--port={self.port}",
+                    f"--rate={publish_rate}",
+                    f"--size={self.size}",
+                    f"--topics={self.topics}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+            )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening"):
+            self.stop()
+            raise RuntimeError(f"baseline did not start: {line!r}\n{self.log_tail()}")
+        self.started_in = time.monotonic() - began
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def counters(self) -> dict[str, Any]:
+        return {"conflated": 0}
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-40:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _terminate(proc)
+
+
+System = RtstreamSystem | BaselineSystem
+
+
+def _terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
+
+
+class ClientProcess:
+    """Drives ``python -m jupyter_rtstream.bench.clients`` over its stdin/stdout."""
+
+    def __init__(self, url: str, token: str, clients: int, subscribe: list[str], workdir: str):
+        self._stderr = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_rtstream.bench.clients",
+                f"--url={url}",
+                f"--token={token}",
+                f"--clients={clients}",
+                f"--subscribe={','.join(subscribe)}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            start_new_session=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The JSON body of the next ``kind`` line (other lines are skipped)."""
+        import json
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"bench clients: no {kind!r} after {timeout:.0f}s")
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"bench clients exited:\n{self.stderr_tail()}")
+            head, _, body = line.partition(" ")
+            if head == kind:
+                parsed: dict[str, Any] = json.loads(body) if body.strip() else {}
+                return parsed
+
+    def stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        return "\n".join(self._stderr.read().decode(errors="replace").splitlines()[-20:])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("quit")
+                self.proc.wait(10.0)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _terminate(self.proc)
+        self._stderr.close()
