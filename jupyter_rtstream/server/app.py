@@ -19,6 +19,7 @@ from ..core.instruments import InstrumentRegistry
 from ..core.messages import utc_now
 from ..core.session import Limits
 from .feed import DEFAULT_SYMBOLS, BackgroundSource, FeedRunner, SimulatedMarket
+from .flush import Flusher
 from .pipeline import Pipeline
 from .replay import CsvReplay
 from .store import AlertStore
@@ -123,6 +124,7 @@ class RtstreamApp(ExtensionApp):
             flood_tolerance=self.flood_tolerance,
         )
         self.connections: set[Any] = set()
+        self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
         self._timers: list[PeriodicCallback] = []
         self.version = __version__

@@ -87,9 +87,8 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
         self.set_nodelay(True)
-        self._wake = asyncio.Event()
         self._closing = False
-        self._writing = False
+        self._pending: asyncio.Future[None] | None = None
         app = self.app
         self.session = ServerSession(
             app.hub,
@@ -101,7 +100,6 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
             server_version=app.version,
         )
         app.connections.add(self)
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self.session.opened()
         self.log.debug("rtstream: client %s connected", self.session.client_id)
 
@@ -115,7 +113,6 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         self._closing = True
         self.app.connections.discard(self)
         self.session.closed()
-        self._wake.set()
         self.log.debug(
             "rtstream: client %s disconnected (%s)", self.session.client_id, self.close_code
         )
@@ -125,55 +122,76 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         self.session.outbox.request_close(code, reason)
 
     def _on_outbox(self) -> None:
-        """The session's waker: its outbox has frames, or a close was requested."""
-        self._wake.set()
-        close = self.session.outbox.close_request if hasattr(self, "session") else None
-        if close is not None and self._writing and not self._closing:
-            # The flush loop is stuck on a socket that does not drain (the usual reason for
-            # a 1013): close now instead of after a write that may never finish. Tornado
-            # aborts the connection if the close handshake does not complete in 5 s.
-            self._closing = True
-            self.close(close.code, close.reason)
+        """The session's waker: its outbox has frames, or a close was requested. Flushed
+        in the next loop iteration, together with every other woken connection."""
+        self.app.flusher.wake(self)
 
-    async def _flush_loop(self) -> None:
-        """Write the outbox as it fills; await the socket so slowness stays per client."""
+    def _flush(self) -> None:
+        """Write the whole outbox now, unless a write to this socket is still pending: then
+        the outbox keeps filling (and conflating) until that write completes."""
+        if self._closing:
+            return
         session = self.session
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            frames = session.outbox.drain_frames()
-            if frames and not await self._write(frames):
-                return
-            close = session.close_request
+        close = session.close_request
+        pending = self._pending
+        if pending is not None and not pending.done():
             if close is not None:
+                # Stuck on a socket that does not drain (the usual reason for a 1013): close
+                # now instead of after a write that may never finish. Tornado aborts the
+                # connection if the close handshake does not complete in 5 s.
                 self._closing = True
                 self.close(*close)
-                return
+            return
+        frames = session.outbox.drain_frames()
+        if frames and not self._write(frames):
+            self._closing = True
+            return
+        close = session.close_request
+        if close is not None:
+            self._closing = True
+            self.close(*close)
 
-    async def _write(self, frames: list[Any]) -> bool:
+    def _write(self, frames: list[Any]) -> bool:
+        """Start writing ``frames``; False when the connection is gone."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return False
         stream = getattr(conn, "stream", None)
-        self._writing = True
         try:
             if stream is not None and getattr(conn, "_compressor", None) is None:
                 # One syscall for the batch; frame bytes shared with every other client.
-                await stream.write(wire_bytes(frames))
+                data = wire_bytes(frames)
+                if not stream.writing() and stream.socket is not None:
+                    # Nothing queued in Tornado: send directly (no Future, no buffer copy);
+                    # Tornado takes over only what the kernel did not accept at once.
+                    try:
+                        sent = stream.socket.send(data)
+                    except (BlockingIOError, InterruptedError):
+                        sent = 0
+                    except OSError:
+                        sent = 0  # let stream.write() below meet the error and close
+                    if sent == len(data):
+                        return True
+                    data = data[sent:]
+                future = stream.write(data)
             else:
                 for frame in frames:
-                    await self.write_message(frame.text)
+                    future = self.write_message(frame.text)
         except (StreamClosedError, WebSocketClosedError):
             return False
-        finally:
-            self._writing = False
+        if future.done():
+            return future.exception() is None
+        self._pending = future
+        future.add_done_callback(self._write_done)
         return True
 
+    def _write_done(self, future: asyncio.Future[None]) -> None:
+        self._pending = None
+        if not future.cancelled() and future.exception() is None:
+            self.app.flusher.wake(self)  # what queued while the socket was busy
+
     def on_finish(self) -> None:
-        flusher = getattr(self, "_flusher", None)
-        if flusher is not None and not flusher.done():
-            self._closing = True
-            self._wake.set()
+        self._closing = True
 
 
 class _ApiHandler(_RtstreamMixin, APIHandler):
