@@ -66,7 +66,9 @@ def test_publish_serializes_once_and_shares_the_frame(monkeypatch: pytest.Monkey
     for frames in queued:
         assert len(frames) == 1
         assert frames[0] is frame
-    assert hub.topics[MD].buffer[-1] is frame
+    assert hub.topics[MD].last is frame
+    # The replay buffer keeps plain (seq, created, text) tuples (no GC traversal).
+    assert hub.topics[MD].buffer[-1] == (frame.seq, frame.created, frame.text)
     assert hub.latest(MD) is frame
     assert hub.stats()["fanned_out"] == 5
 
@@ -115,7 +117,7 @@ def test_replay_buffer_keeps_at_least_n_messages() -> None:
     for _ in range(6):
         hub.publish(market_data())
         clock.advance(60.0)  # every message is older than replay_seconds at the next publish
-    assert [f.seq for f in hub.topics[MD].buffer] == [4, 5, 6]
+    assert [seq for seq, _, _ in hub.topics[MD].buffer] == [4, 5, 6]
 
 
 def test_replay_buffer_keeps_everything_younger_than_s_seconds() -> None:
@@ -126,22 +128,22 @@ def test_replay_buffer_keeps_everything_younger_than_s_seconds() -> None:
         clock.advance(0.5)  # 20 messages in 10 s: all within the window
     assert len(hub.topics[MD].buffer) == 20
     # Exactly replay_seconds old is still kept; older goes, but never below N.
-    clock.now = hub.topics[MD].buffer[0].created + 10.0
+    clock.now = hub.topics[MD].buffer[0][1] + 10.0
     hub.publish(market_data())
-    assert hub.topics[MD].buffer[0].seq == 1
+    assert hub.topics[MD].buffer[0][0] == 1
     clock.advance(0.25)
     hub.publish(market_data())
-    assert hub.topics[MD].buffer[0].seq == 2
+    assert hub.topics[MD].buffer[0][0] == 2
     clock.advance(1000.0)
     hub.publish(market_data())
-    assert [f.seq for f in hub.topics[MD].buffer] == [21, 22, 23]
+    assert [seq for seq, _, _ in hub.topics[MD].buffer] == [21, 22, 23]
 
 
 def test_replay_buffer_hard_limit() -> None:
     clock = FakeClock()
     hub = _hub(replay_messages=3, replay_seconds=3600.0, replay_hard_limit=8, clock=clock)
     _publish_md(hub, 50)
-    assert [f.seq for f in hub.topics[MD].buffer] == list(range(43, 51))
+    assert [seq for seq, _, _ in hub.topics[MD].buffer] == list(range(43, 51))
     # The hard limit never goes below replay_messages.
     hub2 = _hub(replay_messages=5, replay_hard_limit=2, clock=clock)
     assert hub2.replay_hard_limit == 5
@@ -179,8 +181,8 @@ def test_resume_replays_exactly_the_gap(resume_from: int) -> None:
     assert not result.snapshot
     assert [f.seq for f in result.frames] == list(range(resume_from + 1, 13))
     assert result.replayed == len(result.frames)
-    buffered = {f.seq: f for f in hub.topics[MD].buffer}
-    assert all(f is buffered[f.seq] for f in result.frames)
+    buffered = {seq: text for seq, _, text in hub.topics[MD].buffer}
+    assert all(f.text == buffered[f.seq] for f in result.frames)
 
 
 def test_resume_from_latest_recovers_nothing() -> None:
@@ -270,7 +272,7 @@ def test_also_topic_gets_its_own_seq() -> None:
     one_docs = [json.loads(t) for t in one.drain()]
     assert [(d["topic"], d["seq"]) for d in one_docs] == [("alerts:MSFT", 1), ("alerts:MSFT", 2)]
     assert hub.topics[AL].seq == 1
-    assert [f.seq for f in hub.topics[ALL_ALERTS].buffer] == [1, 2, 3]
+    assert [seq for seq, _, _ in hub.topics[ALL_ALERTS].buffer] == [1, 2, 3]
 
 
 def test_unsubscribe_stops_delivery() -> None:

@@ -266,11 +266,11 @@ class HubMachine(RuleBasedStateMachine):
             else:
                 buffer = hub_topic.buffer
                 coverable = resume_from == hub_topic.seq or (
-                    resume_from < hub_topic.seq and buffer[0].seq <= resume_from + 1
+                    resume_from < hub_topic.seq and buffer[0][0] <= resume_from + 1
                 )
                 # A must-deliver gap that would not fit in half the new outbox is handed to
                 # the history API instead (else every resume would end in 1013 again).
-                gap = [f for f in buffer if f.seq > resume_from]
+                gap = [Frame(text) for seq, _, text in buffer if seq > resume_from]
                 fits = hub_topic.conflatable or (
                     len(gap) <= box.max_messages // 2
                     and sum(f.nbytes for f in gap) <= box.max_bytes // 2
@@ -309,7 +309,7 @@ class HubMachine(RuleBasedStateMachine):
     @invariant()
     def replay_buffers_are_bounded_and_contiguous(self) -> None:
         for hub_topic in self.hub.topics.values():
-            seqs = [f.seq for f in hub_topic.buffer]
+            seqs = [seq for seq, _, _ in hub_topic.buffer]
             assert len(seqs) <= self.hub.replay_hard_limit
             if seqs:
                 assert seqs == list(range(seqs[0], hub_topic.seq + 1))

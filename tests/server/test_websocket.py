@@ -219,7 +219,7 @@ async def test_resume_beyond_buffer_is_not_recovered(
     ack = await subscribe(ws, symbol="AAPL", resume_from=1, epoch=epoch)
     assert ack["data"]["recovered"] is False
     snapshot = await recv_until(ws, of_type("market_data"))
-    assert snapshot["seq"] >= topic.buffer[0].seq
+    assert snapshot["seq"] >= topic.buffer[0][0]
 
 
 # --------------------------------------------------------------------------- rejected frames
