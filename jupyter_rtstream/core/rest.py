@@ -18,8 +18,9 @@ class TickIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     symbol: Symbol
-    price: Annotated[FiniteFloat, Field(gt=0, strict=True)]
-    volume: Annotated[FiniteFloat, Field(ge=0, strict=True)] = 0.0
+    # Bounded so that every indicator stays finite (log returns, squares, price x volume).
+    price: Annotated[FiniteFloat, Field(gt=1e-12, lt=1e12, strict=True)]
+    volume: Annotated[FiniteFloat, Field(ge=0, lt=1e15, strict=True)] = 0.0
     timestamp: UtcDateTime | None = None
 
 

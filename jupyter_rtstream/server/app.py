@@ -215,7 +215,7 @@ class RtstreamApp(ExtensionApp):
         for timer in self._timers:
             timer.stop()
         if self.feed_runner is not None:
-            await self.feed_runner.stop()
+            await self.feed_runner.stop()  # never raises: a dead task is logged
         connections = list(self.connections)
         window = min(30.0, 1.0 + 0.05 * len(connections))
         for connection in connections:
@@ -231,6 +231,7 @@ class RtstreamApp(ExtensionApp):
             "kind": self.feed,
             "running": bool(runner and runner.running),
             "alerts_fired": self.pipeline.alerts,
+            "alerts_dropped": self.pipeline.alerts_dropped,
             "symbols": [i.symbol for i in self.instruments],
             "tick_rate": self.tick_rate,
             "ticks": self.pipeline.ticks,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -86,11 +85,17 @@ class BackgroundSource(ABC):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Cancel and wait; a task that had already died is logged, never re-raised (the
+        server's shutdown must go on to close clients and the store)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                logging.getLogger(__name__).exception("rtstream: tick source had failed")
 
     @abstractmethod
     async def _run(self) -> None:

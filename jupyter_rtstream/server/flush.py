@@ -8,7 +8,10 @@ costs one callback, and each connection writes everything it accumulated in one 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Flushable(Protocol):
@@ -32,4 +35,7 @@ class Flusher:
     def _run(self) -> None:
         dirty, self._dirty = self._dirty, []
         for connection in dirty:
-            connection._flush()
+            try:
+                connection._flush()
+            except Exception:  # one broken connection must not strand the others
+                log.exception("rtstream: flush failed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Any, cast
@@ -25,6 +26,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..analytics import AlertRule, validate_rule
+from ..core.errors import CloseCode, close_reason
 from ..core.messages import (
     PROTOCOL_VERSIONS,
     SUBPROTOCOL,
@@ -111,11 +113,13 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
 
     def on_close(self) -> None:
         self._closing = True
+        # Tornado also calls this when the peer leaves before open() ran (no session yet).
+        session: ServerSession | None = getattr(self, "session", None)
+        if session is None:
+            return
         self.app.connections.discard(self)
-        self.session.closed()
-        self.log.debug(
-            "rtstream: client %s disconnected (%s)", self.session.client_id, self.close_code
-        )
+        session.closed()
+        self.log.debug("rtstream: client %s disconnected (%s)", session.client_id, self.close_code)
 
     def shutdown(self, code: int, reason: str) -> None:
         """Close from the server side (used on server shutdown)."""
@@ -131,14 +135,28 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         the outbox keeps filling (and conflating) until that write completes."""
         if self._closing:
             return
+        try:
+            self._flush_now()
+        except Exception:  # never leave a connection that can no longer be woken
+            self.log.exception("rtstream: flushing client %s failed", self.session.client_id)
+            self._closing = True
+            self.close(CloseCode.INTERNAL_ERROR, close_reason("INTERNAL_ERROR", 1.0))
+
+    def _flush_now(self) -> None:
         session = self.session
         close = session.close_request
         pending = self._pending
         if pending is not None and not pending.done():
             if close is not None:
-                # Stuck on a socket that does not drain (the usual reason for a 1013): close
-                # now instead of after a write that may never finish. Tornado aborts the
-                # connection if the close handshake does not complete in 5 s.
+                # A write is pending, e.g. on a socket that does not drain (the usual reason
+                # for a 1013): close now instead of after a write that may never finish.
+                # Frames still queued (an error before a 1008/1009, alerts before a 1001)
+                # go behind the pending write; a 1013 discarded its queue already. Tornado
+                # aborts the connection if the close handshake does not finish in 5 s.
+                frames = session.outbox.drain_frames()
+                stream = getattr(self.ws_connection, "stream", None)
+                if frames and stream is not None and not stream.closed():
+                    stream.write(wire_bytes(frames))
                 self._closing = True
                 self.close(*close)
             return
@@ -180,13 +198,14 @@ class StreamWebSocketHandler(WebSocketMixin, WebSocketHandler, _RtstreamMixin, J
         except (StreamClosedError, WebSocketClosedError):
             return False
         if future.done():
-            return future.exception() is None
+            return not future.cancelled() and future.exception() is None
         self._pending = future
         future.add_done_callback(self._write_done)
         return True
 
     def _write_done(self, future: asyncio.Future[None]) -> None:
-        self._pending = None
+        if self._pending is future:
+            self._pending = None
         if not future.cancelled() and future.exception() is None:
             self.app.flusher.wake(self)  # what queued while the socket was busy
 
@@ -200,10 +219,22 @@ class _ApiHandler(_RtstreamMixin, APIHandler):
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body, default=_json_default))
+        # allow_nan=False: Infinity/NaN are not JSON; extreme inputs give null instead.
+        self.finish(json.dumps(_finite(body), default=_json_default, allow_nan=False))
 
     def write_error_json(self, status: int, code: str, message: str) -> None:
         self.write_json({"error_code": code, "error_message": message}, status)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats (an overflowing indicator, say) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -367,6 +398,8 @@ class AlertRuleHandler(_ApiHandler):
     async def delete(self, rule_id: str) -> None:
         try:
             rid = int(rule_id)
+            if not 0 < rid < 2**63:
+                raise ValueError(rule_id)
         except ValueError:
             self.write_error_json(404, "INVALID_MESSAGE", f"no rule {rule_id!r}")
             return
@@ -385,7 +418,7 @@ class AlertsHandler(_ApiHandler):
     @authorized
     async def get(self) -> None:
         try:
-            since = int(self.get_argument("since", "0"))
+            since = min(int(self.get_argument("since", "0")), 2**63 - 1)  # SQLite's INTEGER
             limit = min(10_000, max(1, int(self.get_argument("limit", "1000"))))
         except ValueError:
             self.write_error_json(400, "INVALID_MESSAGE", "'since' and 'limit' are integers")

@@ -58,6 +58,7 @@ class Pipeline:
         self.store = store
         self.ticks = 0
         self.alerts = 0
+        self.alerts_dropped = 0
         self._unsaved: deque[FiredAlert] = deque(maxlen=max_unsaved_alerts)
 
     # ------------------------------------------------------------------ ticks
@@ -99,7 +100,12 @@ class Pipeline:
             )
         )
         if result.alerts or self._unsaved:
-            self._unsaved.extend(result.alerts)
+            for fired in result.alerts:
+                if len(self._unsaved) == self._unsaved.maxlen:
+                    # Only when the store has been failing for a long time: say so loudly.
+                    self.alerts_dropped += 1
+                    log.error("rtstream: alert store unavailable; dropping the oldest alert")
+                self._unsaved.append(fired)
             self._flush_alerts()
         return instrument
 

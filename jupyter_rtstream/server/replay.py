@@ -35,9 +35,10 @@ def read_ticks(path: str | Path) -> Iterator[Tick]:
                         "timestamp": row["timestamp"],
                     }
                 )
-            except ValueError as exc:
+                if tick.timestamp is None:
+                    raise ValueError("missing timestamp")
+            except (TypeError, ValueError) as exc:  # short rows give None fields
                 raise ValueError(f"{path}:{line}: {exc}") from exc
-            assert tick.timestamp is not None
             yield Tick(tick.symbol, tick.price, tick.volume, tick.timestamp)
 
 
@@ -72,7 +73,7 @@ class CsvReplay(BackgroundSource):
                     await asyncio.sleep(0)
                 try:
                     self.on_tick(tick)
-                except ValueError:
+                except Exception:  # one bad tick must not stop the replay
                     self.log.exception("rtstream: refused replayed tick %s", tick)
                 self.ticks += 1
         except (OSError, ValueError):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,31 @@ def test_csv_replay_feed(tmp_path: Path) -> None:
         assert symbols == ["SPY", "QQQ"]
         snap = server.get_json("rtstream/api/instruments/QQQ/snapshot")
         assert snap["price"] == 139.0 and snap["timestamp"] == "2026-01-05T14:30:39Z"
+
+
+def test_a_broken_csv_row_stops_the_replay_not_the_server(tmp_path: Path) -> None:
+    csv = tmp_path / "ticks.csv"
+    csv.write_text(
+        "timestamp,symbol,price,volume\n"
+        "2026-01-05T14:30:00Z,AAA,10.0,100\n"
+        "2026-01-05T14:30:01Z,AAA\n"  # short row
+        "2026-01-05T14:30:02Z,AAA,11.0,100\n"
+    )
+    config = {"RtstreamApp": {"feed": "csv", "csv_path": str(csv), "replay_speed": 0.0}}
+    server = ServerProcess(config=config).start()
+    try:
+        for _ in range(100):
+            feed = server.get_json("rtstream/api/status")["feed"]
+            if not feed["running"]:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert feed["ticks"] == 1 and feed["running"] is False
+        assert "ticks.csv:3" in server.log_tail(200)
+        started = time.monotonic()
+        proc = server.proc
+        assert proc is not None
+        server.stop(timeout=15)
+        assert proc.returncode is not None and time.monotonic() - started < 15
+        assert proc.returncode != -9, "a clean shutdown, not a kill"
+    finally:
+        server.close()

@@ -162,3 +162,21 @@ async def test_too_large_a_batch(jp_fetch: Any, rtstream_app: Any, rtstream_conf
     )
     assert status == 400 and body["error_code"] == "MESSAGE_TOO_LARGE"
     assert "BIG" not in rtstream_app.instruments
+
+
+async def test_extreme_prices_are_refused_before_anything_is_applied(
+    jp_fetch: Any, rtstream_app: Any
+) -> None:
+    # 1e-300 then 1e300 would overflow the log return half-way through the indicators.
+    ticks = [{"symbol": "ZZ", "price": 1e-300}, {"symbol": "ZZ", "price": 1e300}]
+    status, body = await post_json(jp_fetch, "ticks", body={"ticks": ticks})
+    assert status == 400 and body["error_code"] == "INVALID_MESSAGE"
+    assert "ZZ" not in rtstream_app.instruments
+
+
+async def test_out_of_range_ids_are_answered_not_crashed(jp_fetch: Any, rtstream_app: Any) -> None:
+    history = await get_json(jp_fetch, "alerts", params={"since": str(2**64)})
+    assert history == {"alerts": []}
+    with pytest.raises(HTTPClientError) as exc:
+        await jp_fetch("rtstream", "api", "alerts", "rules", str(2**64), method="DELETE")
+    assert exc.value.code == 404
