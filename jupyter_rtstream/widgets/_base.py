@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from abc import abstractmethod
 from datetime import datetime, timezone
 from typing import Any
 
@@ -91,8 +92,11 @@ class LiveMixin:
         self.limiter.close()
         self.render_stats.discard_pending()
 
+    # Abstract by contract; not enforced with ABCMeta, which clashes with traitlets' metaclass.
+    @abstractmethod
     def _apply(self, message: Any) -> bool:
-        raise NotImplementedError
+        """Update buffered state from ``message``; False when it is not for this widget."""
 
+    @abstractmethod
     def _render(self) -> None:
-        raise NotImplementedError
+        """Push the buffered state to the widget's traits (called under ``hold_sync``)."""
