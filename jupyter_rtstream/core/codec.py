@@ -100,15 +100,16 @@ def _classify(
             f"unknown message_type {str(shown)[:40]!r}; expected one of {', '.join(known_types)}",
             rid,
         )
-    return ProtocolError(ErrorCode.INVALID_MESSAGE, _summarize(exc), rid)
+    # Drop the union tag from locations: ('subscribe', 'symbol') -> 'symbol'.
+    return ProtocolError(ErrorCode.INVALID_MESSAGE, summarize(exc, skip=1), rid)
 
 
-def _summarize(exc: ValidationError, limit: int = 3) -> str:
-    """Short, human-readable summary of pydantic errors (field path: reason)."""
+def summarize(exc: ValidationError, *, skip: int = 0, limit: int = 3) -> str:
+    """Short, human-readable summary of pydantic errors (``field.path: reason; ...``);
+    ``skip`` leading location parts (a discriminated union's tag) are left out."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False)[:limit]:
-        # Drop the union tag from locations: ('subscribe', 'symbol') -> 'symbol'.
-        loc = [str(p) for p in err["loc"]][1:] or ["message"]
+        loc = [str(p) for p in err["loc"]][skip:] or ["message"]
         parts.append(f"{'.'.join(loc)}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:

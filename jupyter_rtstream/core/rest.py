@@ -33,9 +33,9 @@ class TickBatch(BaseModel):
     ticks: list[TickIn] = Field(min_length=1)
 
 
-class TickBatchLenient(BaseModel):
+class TickBatchLenient(TickBatch):
     model_config = ConfigDict(extra="ignore")
-    ticks: list[TickInLenient] = Field(min_length=1)
+    ticks: list[TickInLenient] = Field(min_length=1)  # type: ignore[assignment]
 
 
 class RuleIn(BaseModel):

@@ -14,18 +14,19 @@ import json
 import math
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..analytics import AlertRule, validate_rule
+from ..core.codec import summarize
 from ..core.errors import CloseCode, close_reason
 from ..core.messages import (
     PROTOCOL_VERSIONS,
@@ -322,21 +323,13 @@ class InstrumentSnapshotHandler(_ApiHandler):
 # --------------------------------------------------------------------------- alerts and ticks
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
-def _summary(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{loc}: {err['msg']}")
-    if exc.error_count() > 3:
-        parts.append(f"and {exc.error_count() - 3} more")
-    return "; ".join(parts)
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 class _JsonBodyHandler(_ApiHandler):
-    def body_or_error(self) -> bytes | None:
-        """The raw body, or None after answering 413/400 for an oversize or non-JSON one."""
+    def parse_body(self, model: type[_Body]) -> _Body | None:
+        """The body validated as ``model`` (one pydantic pass over the raw bytes), or None
+        after answering 413 (oversize), 400 ``INVALID_JSON`` or 400 ``INVALID_MESSAGE``."""
         body = self.request.body or b""
         if len(body) > MAX_BODY_BYTES:
             self.write_error_json(
@@ -344,11 +337,13 @@ class _JsonBodyHandler(_ApiHandler):
             )
             return None
         try:
-            json.loads(body)
-        except ValueError as exc:
-            self.write_error_json(400, "INVALID_JSON", f"body is not valid JSON: {exc}")
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            if any(err["type"] == "json_invalid" for err in exc.errors()):
+                self.write_error_json(400, "INVALID_JSON", f"body is not valid JSON: {exc}")
+            else:
+                self.write_error_json(400, "INVALID_MESSAGE", summarize(exc))
             return None
-        return body
 
 
 class AlertRulesHandler(_JsonBodyHandler):
@@ -362,13 +357,8 @@ class AlertRulesHandler(_JsonBodyHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.body_or_error()
-        if body is None:
-            return
-        try:
-            spec = RuleIn.model_validate_json(body)
-        except ValidationError as exc:
-            self.write_error_json(400, "INVALID_MESSAGE", _summary(exc))
+        spec = self.parse_body(RuleIn)
+        if spec is None:
             return
         if spec.symbol not in self.app.instruments:
             self.write_error_json(
@@ -434,15 +424,10 @@ class TicksHandler(_JsonBodyHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.body_or_error()
-        if body is None:
-            return
         app = self.app
-        model = TickBatch if app.strict_ticks else TickBatchLenient
-        try:
-            batch = model.model_validate_json(body)
-        except ValidationError as exc:
-            self.write_error_json(400, "INVALID_MESSAGE", _summary(exc))
+        model: type[TickBatch] = TickBatch if app.strict_ticks else TickBatchLenient
+        batch = self.parse_body(model)
+        if batch is None:
             return
         if len(batch.ticks) > app.max_tick_batch:
             self.write_error_json(

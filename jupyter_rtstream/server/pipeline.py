@@ -10,6 +10,7 @@ stored.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from datetime import datetime, timedelta
@@ -125,18 +126,8 @@ class Pipeline:
                 return
             self._unsaved.popleft()
             self.alerts += 1
-            payload = AlertPayload(
-                alert_id=alert_id,
-                rule_id=fired.rule_id,
-                symbol=fired.symbol,
-                rule_name=fired.rule_name,
-                condition=fired.condition,
-                target_value=fired.target_value,
-                current_value=fired.current_value,
-                severity=fired.severity,
-                message=fired.message,
-                timestamp=fired.timestamp,
-            )
+            # A FiredAlert is the alert payload minus the id that storage assigns.
+            payload = AlertPayload(alert_id=alert_id, **dataclasses.asdict(fired))
             self.hub.publish(
                 Alert(topic=topic_for("alerts", fired.symbol), data=payload),
                 also=(ALL_ALERTS_TOPIC,),
