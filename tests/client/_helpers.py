@@ -6,10 +6,14 @@ import asyncio
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from jupyter_rtstream.client import ConnectionState, GapEvent, StateChange, Stream
+
+from .._wait import wait_until
+
+__all__ = ["LIVE_CONFIG", "Recorder", "run", "wait_until"]
 
 LIVE_CONFIG: dict[str, dict[str, Any]] = {
     "RtstreamApp": {"seed": 4242, "tick_rate": 10.0, "heartbeat_interval": 1.0}
@@ -19,15 +23,6 @@ LIVE_CONFIG: dict[str, dict[str, Any]] = {
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 90.0) -> Any:
     """Run a test coroutine on a fresh event loop, with a hard timeout against hangs."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
 
 
 class Recorder:

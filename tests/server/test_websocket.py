@@ -384,12 +384,15 @@ async def test_flood_of_malformed_frames(ws_connect: Any, rtstream_app: Any) -> 
     assert ws.close_code == 1008
     reason = json.loads(ws.close_reason)
     assert reason["reason"] == "RATE_LIMITED" and reason["retry_after"] > 0
+    # What holds at any speed: the token bucket refills on the server's clock while it works
+    # through the burst, so a slow machine may accept a few frames between RATE_LIMITED ones
+    # (the exact pattern is the limiter's contract, pinned with a fake clock in
+    # tests/core/test_session.py).
     assert set(codes) == {"INVALID_JSON", "RATE_LIMITED"}
-    first_limited = codes.index("RATE_LIMITED")
-    assert all(c == "INVALID_JSON" for c in codes[:first_limited])
-    assert all(c == "RATE_LIMITED" for c in codes[first_limited:])
-    assert first_limited >= 100, "the burst budget is honoured before limiting"
-    assert len(codes) - first_limited == 101, "closed once more than 100 frames over budget"
+    burst, tolerance = rtstream_app.limits.rate_burst, rtstream_app.limits.flood_tolerance
+    assert codes[:burst] == ["INVALID_JSON"] * burst, "the burst budget is honoured first"
+    assert codes.count("RATE_LIMITED") > tolerance, "closed only past the flood tolerance"
+    assert codes[-1] == "RATE_LIMITED", "the frame that tipped it over is answered too"
     # Every frame the server read before closing was answered.
     seq_before = (await recv_until(bystander, of_type("market_data")))["seq"]
     seq_after = (await recv_until(bystander, of_type("market_data")))["seq"]

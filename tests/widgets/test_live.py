@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 import jupyter_rtstream
 from jupyter_rtstream.testing import ServerProcess
 from jupyter_rtstream.widgets import Dashboard, RestAPI, RestError
+
+from .._wait import wait_until
 
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA"]
 
@@ -22,14 +24,6 @@ def server() -> Iterator[ServerProcess]:
         config={"RtstreamApp": {"seed": 5, "tick_rate": 10.0, "heartbeat_interval": 1.0}}
     ) as proc:
         yield proc
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 def test_dashboard_on_a_live_stream(
