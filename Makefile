@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PORT ?= 8888
 
-.PHONY: setup demo test lint typecheck schema pytest bench clean
+.PHONY: setup demo test test-repeat lint typecheck schema pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,8 +35,14 @@ pytest: setup
 
 test: lint typecheck schema pytest
 
+# The suite N times in a row (HOG=1: with a busy loop on every core beside it).
+N ?= 5
+HOG ?= 0
+test-repeat: setup
+	N=$(N) HOG=$(HOG) PY=$(PY) bash .ci/repeat
+
 bench: setup
 	$(PY) -m jupyter_rtstream.bench --quick --json bench-quick.json
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .test-repeat

@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
-    if name == "Dashboard":  # needs the ``widgets`` extra (ipywidgets, bqplot)
+    if name == "Dashboard":  # imports ipywidgets and bqplot: only when asked for
         from .widgets import Dashboard
 
         return Dashboard
