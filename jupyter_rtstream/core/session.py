@@ -32,6 +32,7 @@ from .messages import (
     topic_for,
     utc_now,
 )
+from .ratelimit import TokenBucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +45,6 @@ class Limits:
     rate_burst: int = 100
     #: Frames over budget (net of frames accepted since) before a 1008 close.
     flood_tolerance: int = 100
-
-
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens/s, at most ``burst`` banked."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.clock = clock
-        self.updated = clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 class ServerSession:

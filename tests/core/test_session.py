@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from jupyter_rtstream.core.hub import Hub
 from jupyter_rtstream.core.instruments import InstrumentRegistry
 from jupyter_rtstream.core.messages import PROTOCOL_VERSIONS
-from jupyter_rtstream.core.session import Limits, ServerSession, TokenBucket
+from jupyter_rtstream.core.ratelimit import TokenBucket
+from jupyter_rtstream.core.session import Limits, ServerSession
 
 from ._samples import FakeClock, alert, market_data
 
