@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 
 from .codec import encode
 from .errors import CloseCode, close_reason
-from .messages import StreamedMessage, split_topic
+from .messages import StreamedMessage
+from .vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, split_topic
 
-#: Subscription types whose frames may be conflated (latest wins) for a lagging client.
-CONFLATABLE_KINDS = frozenset({"market_data", "technical_indicators", "analytics"})
+#: Subscription types whose frames may be conflated (latest wins) for a lagging client:
+#: every one but ``alerts``, which are events that must all be delivered.
+CONFLATABLE_KINDS: frozenset[SubscriptionType] = frozenset(SUBSCRIPTION_TYPES) - {"alerts"}
 
 
 @dataclass(slots=True)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from .codec import decode_client, encode, request_id_of
 from .errors import CloseCode, CloseConnection, ErrorCode, ProtocolError, close_reason
@@ -29,10 +28,10 @@ from .messages import (
     Ping,
     Subscribe,
     Unsubscribe,
-    topic_for,
     utc_now,
 )
 from .ratelimit import TokenBucket
+from .vocabulary import Action, topic_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +217,7 @@ class ServerSession:
     def _ack(
         self,
         request_id: str | None,
-        action: Literal["subscribe", "unsubscribe", "ping"],
+        action: Action,
         topic: str | None,
         recovered: bool | None,
     ) -> None:

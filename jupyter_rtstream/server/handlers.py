@@ -25,7 +25,6 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..analytics import AlertRule, validate_rule
 from ..core.codec import summarize
 from ..core.errors import CloseCode, close_reason
 from ..core.messages import (
@@ -365,13 +364,8 @@ class AlertRulesHandler(_JsonBodyHandler):
                 400, "UNKNOWN_INSTRUMENT", f"unknown symbol {spec.symbol!r}: no such instrument"
             )
             return
-        fields = spec.model_dump()
-        try:
-            validate_rule(AlertRule(rule_id=0, **fields))
-        except ValueError as exc:
-            self.write_error_json(400, "INVALID_MESSAGE", str(exc))
-            return
-        rule = self.app.store.add_rule(fields)
+        # RuleIn validated the whole rule in one pass; the engine's own check cannot fail.
+        rule = self.app.store.add_rule(spec.model_dump())
         try:
             self.app.pipeline.add_rule(rule)
         except ValueError:
