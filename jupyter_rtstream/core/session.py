@@ -1,9 +1,11 @@
 """One client connection's protocol state machine (sans-I/O).
 
 The WebSocket handler feeds it what arrives (:meth:`ServerSession.receive_text`,
-:meth:`~ServerSession.receive_binary`, :meth:`~ServerSession.heartbeat`) and writes what
-the session's outbox holds; the session decides every answer: ``ack``, ``error``,
-``connection_status``, replay, and when the connection must close and with which code.
+:meth:`~ServerSession.receive_binary`, :meth:`~ServerSession.heartbeat`), writes what
+:meth:`~ServerSession.frames_to_send` returns and closes when
+:meth:`~ServerSession.close_request` says so; the session decides every answer: ``ack``,
+``error``, ``connection_status``, replay, and when the connection must close and with
+which code. The handler never touches the outbox or the hub itself.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .codec import decode_client, encode, request_id_of
 from .errors import CloseCode, CloseConnection, ErrorCode, ProtocolError, close_reason
-from .hub import Hub, Outbox
+from .hub import Frame, Hub, Outbox
 from .instruments import InstrumentRegistry
 from .messages import (
     PROTOCOL_VERSIONS,
@@ -107,13 +110,32 @@ class ServerSession:
     def receive_binary(self) -> None:
         self.outbox.request_close(CloseCode.UNSUPPORTED_DATA, close_reason("BINARY_FRAME"))
 
+    def close(self, code: int, reason: str) -> None:
+        """Server-initiated close (shutdown): what is queued is still sent first."""
+        self.outbox.request_close(code, reason)
+
     def closed(self) -> None:
         self.hub.disconnect(self.client_id)
 
     # ------------------------------------------------------------------ outputs
 
     def data_to_send(self) -> list[str]:
+        """Every queued frame's text, in order; the outbox is empty afterwards."""
         return self.outbox.drain()
+
+    def frames_to_send(self) -> list[Frame]:
+        """Like :meth:`data_to_send`, as the shared :class:`Frame` objects (their wire bytes
+        are built once and shared by every client the frame is fanned out to)."""
+        return self.outbox.drain_frames()
+
+    def summary(self) -> dict[str, Any]:
+        """The session's own figures for the status API (the hub reports its queue)."""
+        return {
+            "client_id": self.client_id,
+            "connected_at": self.connected_at,
+            "received": self.received,
+            "rejected": self.rejected,
+        }
 
     @property
     def close_request(self) -> tuple[int, str] | None:

@@ -508,3 +508,17 @@ def test_every_frame_gets_exactly_one_answer(frames: list[Any]) -> None:
         assert len(out) == 1
         assert out[0]["message_type"] in {"ack", "error"}
         assert session.close_request is None
+
+
+def test_summary_and_frames_to_send_are_the_handlers_whole_view() -> None:
+    session = _session()
+    session.opened()
+    session.receive_text(_ping())
+    frames = session.frames_to_send()
+    assert [json.loads(f.text)["message_type"] for f in frames] == ["connection_status", "ack"]
+    assert session.frames_to_send() == []
+    summary = session.summary()
+    assert summary["client_id"] == session.client_id
+    assert (summary["received"], summary["rejected"]) == (1, 0)
+    session.close(1001, "bye")
+    assert session.close_request == (1001, "bye")
