@@ -41,7 +41,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from .indicator_set import INDICATOR_KEYS
+from ..core.vocabulary import (
+    ALERT_CONDITIONS,
+    INDICATOR_CONDITIONS,
+    PERCENT_CONDITIONS,
+    PRICE_CONDITIONS,
+    RULE_INDICATORS,
+    SEVERITIES,
+    AlertCondition,
+    Severity,
+    rule_shape_problem,
+)
 
 __all__ = [
     "CONDITIONS",
@@ -54,17 +64,12 @@ __all__ = [
     "validate_rule",
 ]
 
-PRICE_CONDITIONS = frozenset({"price_above", "price_below"})
-PERCENT_CONDITIONS = frozenset({"percent_change_above", "percent_change_below"})
-INDICATOR_CONDITIONS = frozenset({"indicator_above", "indicator_below"})
-CROSS_CONDITIONS = frozenset({"crosses_above", "crosses_below"})
-CONDITIONS: frozenset[str] = (
-    PRICE_CONDITIONS | PERCENT_CONDITIONS | INDICATOR_CONDITIONS | CROSS_CONDITIONS
-)
+# The rule vocabulary is the protocol's (core.vocabulary): one list of conditions and
+# severities for the wire, the REST body and the engine.
+CONDITIONS: frozenset[AlertCondition] = frozenset(ALERT_CONDITIONS)
 """Every accepted ``AlertRule.condition``."""
 
-SEVERITIES: frozenset[str] = frozenset({"low", "medium", "high"})
-VALID_INDICATORS: frozenset[str] = frozenset(INDICATOR_KEYS) | {"price"}
+VALID_INDICATORS: frozenset[str] = RULE_INDICATORS
 """Names accepted as ``indicator``/``other_indicator``: the ``IndicatorSet`` keys and price."""
 
 DEFAULT_WINDOW_SECONDS = 60.0
@@ -77,9 +82,9 @@ class AlertRule:
     rule_id: int
     rule_name: str
     symbol: str
-    condition: str
+    condition: AlertCondition
     target_value: float
-    severity: str
+    severity: Severity
     indicator: str | None = None
     other_indicator: str | None = None
     window_seconds: float | None = None
@@ -97,10 +102,10 @@ class FiredAlert:
     rule_id: int
     symbol: str
     rule_name: str
-    condition: str
+    condition: AlertCondition
     target_value: float
     current_value: float
-    severity: str
+    severity: Severity
     message: str
     timestamp: datetime
 
@@ -112,9 +117,10 @@ def _is_number(value: object) -> bool:
 def validate_rule(rule: AlertRule) -> AlertRule:
     """Return ``rule`` unchanged if it is well-formed; raise ``ValueError`` saying why not.
 
-    Checked here rather than in ``AlertRule`` itself so API layers can build a rule from
-    untrusted input and turn the message into a typed 400. Whether ``symbol`` is a known
-    instrument is the caller's concern.
+    This is the boundary for rules built in Python (and the engine's guard); the REST API
+    validates its body once with ``core.rest.RuleIn``, which checks the same shape with the
+    same :func:`~jupyter_rtstream.core.vocabulary.rule_shape_problem`. Whether ``symbol``
+    is a known instrument is the caller's concern.
     """
     if not isinstance(rule.rule_id, int) or isinstance(rule.rule_id, bool):
         raise ValueError(f"rule_id must be an integer, got {rule.rule_id!r}")
@@ -123,42 +129,19 @@ def validate_rule(rule: AlertRule) -> AlertRule:
     if not isinstance(rule.symbol, str) or not rule.symbol.strip():
         raise ValueError("symbol must be a non-empty string")
     condition = rule.condition
-    if condition not in CONDITIONS:
-        raise ValueError(
-            f"unknown condition {condition!r}; expected one of {', '.join(sorted(CONDITIONS))}"
-        )
     if rule.severity not in SEVERITIES:
-        raise ValueError(f"unknown severity {rule.severity!r}; expected one of low, medium, high")
+        known = ", ".join(SEVERITIES)
+        raise ValueError(f"unknown severity {rule.severity!r}; expected one of {known}")
     if not _is_number(rule.target_value) or not math.isfinite(rule.target_value):
         raise ValueError(f"target_value must be a finite number, got {rule.target_value!r}")
-    uses_indicator = condition in INDICATOR_CONDITIONS or condition in CROSS_CONDITIONS
-    if uses_indicator:
-        if rule.indicator is None:
-            raise ValueError(f"condition {condition!r} requires an indicator")
-        if rule.indicator not in VALID_INDICATORS:
-            raise ValueError(
-                f"unknown indicator {rule.indicator!r}; "
-                f"expected one of {', '.join(sorted(VALID_INDICATORS))}"
-            )
-    elif rule.indicator is not None:
-        raise ValueError(f"condition {condition!r} does not take an indicator")
-    if rule.other_indicator is not None:
-        if condition not in CROSS_CONDITIONS:
-            raise ValueError(f"condition {condition!r} does not take an other_indicator")
-        if rule.other_indicator not in VALID_INDICATORS:
-            raise ValueError(
-                f"unknown other_indicator {rule.other_indicator!r}; "
-                f"expected one of {', '.join(sorted(VALID_INDICATORS))}"
-            )
-        if rule.other_indicator == rule.indicator:
-            raise ValueError("indicator and other_indicator must differ")
-    if rule.window_seconds is not None:
-        if condition not in PERCENT_CONDITIONS:
-            raise ValueError(f"condition {condition!r} does not take window_seconds")
-        if not _is_number(rule.window_seconds) or not (0.0 < rule.window_seconds < math.inf):
-            raise ValueError(
-                f"window_seconds must be a finite number > 0, got {rule.window_seconds!r}"
-            )
+    problem = rule_shape_problem(
+        condition, rule.indicator, rule.other_indicator, rule.window_seconds
+    )
+    if problem is not None:
+        raise ValueError(problem)
+    window = rule.window_seconds
+    if window is not None and (not _is_number(window) or not (0.0 < window < math.inf)):
+        raise ValueError(f"window_seconds must be a finite number > 0, got {window!r}")
     cooldown = rule.cooldown_seconds
     if not _is_number(cooldown) or not (0.0 <= cooldown < math.inf):
         raise ValueError(f"cooldown_seconds must be a finite number >= 0, got {cooldown!r}")

@@ -30,6 +30,7 @@ import math
 from collections import deque
 from datetime import datetime
 
+from ..core.vocabulary import Trend, VolatilityRegime
 from .indicator_set import check_tick
 from .indicators import EMA, RollingVolatility
 
@@ -136,7 +137,7 @@ class MarketAnalyzer:
         self._count += 1
         self._last_timestamp = timestamp
 
-    def trend(self) -> str | None:
+    def trend(self) -> Trend | None:
         """``"bullish"``/``"bearish"``/``"neutral"`` from the EMA spread, or ``None``."""
         fast, slow = self._fast.value, self._slow.value
         if fast is None or slow is None:
@@ -155,7 +156,7 @@ class MarketAnalyzer:
             return None
         return (window[-1] - window[0]) / window[0] * 100.0
 
-    def volatility_regime(self) -> str | None:
+    def volatility_regime(self) -> VolatilityRegime | None:
         """``"low"``/``"normal"``/``"high"`` from short/long volatility, or ``None``."""
         short, long = self._short_vol.value, self._long_vol.value
         if short is None or long is None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
+from ..core.vocabulary import AlertCondition
 from .alerts import AlertRule, RuleEvaluator
 from .analysis import MarketAnalyzer
 from .engine import AnalyticsEngine
@@ -46,7 +47,7 @@ def synthetic_ticks(n: int, seed: int = 42) -> tuple[list[float], list[float], l
 
 def bench_rules(symbol: str = SYMBOL) -> list[AlertRule]:
     """Ten rules touching every condition kind."""
-    specs: list[tuple[str, float, str | None, str | None, float | None]] = [
+    specs: list[tuple[AlertCondition, float, str | None, str | None, float | None]] = [
         ("price_above", 100.5, None, None, None),
         ("price_below", 99.5, None, None, None),
         ("percent_change_above", 0.05, None, None, 60.0),

@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import math
 
+from ..core.vocabulary import INDICATOR_KEYS
 from .indicators import EMA, MACD, RSI, VWAP, BollingerBands, RollingVolatility
 
 __all__ = ["INDICATOR_KEYS", "IndicatorSet", "check_tick"]
-
-INDICATOR_KEYS: tuple[str, ...] = (
-    "sma_20",
-    "ema_12",
-    "ema_26",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "vwap",
-    "volatility_20",
-)
-"""The keys of every ``IndicatorSet`` dict, in wire order."""
 
 
 def check_tick(price: float, volume: float) -> None:

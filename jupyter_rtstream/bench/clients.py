@@ -11,10 +11,11 @@ Run by the benchmark as ``python -m jupyter_rtstream.bench.clients --url ws://..
 - ``quit`` (or end of input): it closes every connection and exits.
 
 The clients speak RFC 6455 themselves (a handshake, masked client frames, unmasked server
-frames parsed in bulk per ``data_received``), not through a WebSocket library: a library's
-per-message machinery (futures, queues, a task switch per message) costs tens of µs per
-message, and with one process hosting every client on a 2-core machine that would make the
-client the bottleneck of the measurement. Pings are answered, close frames honoured.
+frames parsed in bulk per ``data_received``, both with :mod:`jupyter_rtstream.core.framing`),
+not through a WebSocket library: a library's per-message machinery (futures, queues, a task
+switch per message) costs tens of µs per message, and with one process hosting every client
+on a 2-core machine that would make the client the bottleneck of the measurement. Pings
+are answered, close frames honoured.
 
 Latency is the time a frame's bytes reached the client process (``time.time()`` once per
 read) minus the frame's ``timestamp`` (its publish time; client and server share the
@@ -43,6 +44,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.framing import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, build_frame, parse_header
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _STREAMED = re.compile(rb'"timestamp":"([^"]+)","topic":"([^"]+)","seq":(\d+)')
 _ACK = b'"message_type":"ack"'
@@ -66,18 +69,8 @@ def parse_timestamp(ts: bytes) -> float:
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One masked client frame (RFC 6455 §5.3)."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x80 | opcode, 0x80 | n))
-    elif n <= 0xFFFF:
-        header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
-    return header + mask + masked
+    """One masked client frame (RFC 6455 §5.3) with a fresh random mask."""
+    return build_frame(opcode, payload, mask=os.urandom(4))
 
 
 class Stats:
@@ -150,7 +143,7 @@ class BenchClient(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             with contextlib.suppress(Exception):
-                self.transport.write(client_frame(0x8, (1000).to_bytes(2, "big")))
+                self.transport.write(client_frame(OP_CLOSE, (1000).to_bytes(2, "big")))
             self.transport.close()
 
     def _handshake(self, data: bytes) -> bytes | None:
@@ -178,7 +171,7 @@ class BenchClient(asyncio.Protocol):
                 "symbol": symbol,
                 "request_id": f"s{i}",
             }
-            self.transport.write(client_frame(0x1, json.dumps(request).encode()))
+            self.transport.write(client_frame(OP_TEXT, json.dumps(request).encode()))
         if not self.subscribe and not self.ready.done():
             self.ready.set_result(None)
         return rest
@@ -197,26 +190,14 @@ class BenchClient(asyncio.Protocol):
         stats = self.stats
         n = len(data)
         pos = 0
-        while n - pos >= 2:
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            start = pos + 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                start = pos + 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                start = pos + 10
-            end = start + length
-            if end > n:
+        while True:
+            header = parse_header(data, pos)
+            if header is None:
                 break
-            opcode = data[pos] & 0x0F
+            opcode, start, end, _ = header  # server frames are never masked
+            length = end - start
             pos = end
-            if opcode == 0x1:
+            if opcode == OP_TEXT:
                 match = _STREAMED.search(data, start, end)
                 if match is None:
                     if data.find(_ACK, start, end) >= 0:
@@ -238,9 +219,9 @@ class BenchClient(asyncio.Protocol):
                 stats.delivered += 1
                 stats.bytes += length
                 stats.latencies.append((now - parse_timestamp(match.group(1))) * 1000.0)
-            elif opcode == 0x9 and self.transport is not None:  # ping: answer with a pong
-                self.transport.write(client_frame(0xA, data[start:end]))
-            elif opcode == 0x8:
+            elif opcode == OP_PING and self.transport is not None:  # answer with a pong
+                self.transport.write(client_frame(OP_PONG, data[start:end]))
+            elif opcode == OP_CLOSE:
                 self.close()
                 break
         self._buf = data[pos:] if pos < n else b""

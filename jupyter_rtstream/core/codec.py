@@ -17,16 +17,12 @@ from pydantic import BaseModel, ValidationError
 from .errors import ErrorCode, ProtocolError
 from .messages import (
     _VERSION_RE,
-    CLIENT_MESSAGE_TYPES,
-    SERVER_MESSAGE_TYPES,
-    Ping,
-    Subscribe,
-    Unsubscribe,
+    ClientMessage,
+    ServerMessage,
     client_message_adapter,
     server_message_adapter,
 )
-
-ClientRequest = Subscribe | Unsubscribe | Ping
+from .vocabulary import CLIENT_MESSAGE_TYPES, SERVER_MESSAGE_TYPES
 
 
 def encode(message: BaseModel) -> str:
@@ -34,7 +30,7 @@ def encode(message: BaseModel) -> str:
     return message.model_dump_json()
 
 
-def decode_client(frame: str | bytes) -> ClientRequest | ProtocolError:
+def decode_client(frame: str | bytes) -> ClientMessage | ProtocolError:
     """Decode a client frame into a request model, or the :class:`ProtocolError` to answer."""
     try:
         return client_message_adapter.validate_json(frame)
@@ -42,7 +38,7 @@ def decode_client(frame: str | bytes) -> ClientRequest | ProtocolError:
         return _classify(frame, exc, CLIENT_MESSAGE_TYPES)
 
 
-def decode_server(frame: str | bytes) -> Any:
+def decode_server(frame: str | bytes) -> ServerMessage | ProtocolError:
     """Decode a server frame (used by clients); returns a model or a :class:`ProtocolError`."""
     try:
         return server_message_adapter.validate_json(frame)

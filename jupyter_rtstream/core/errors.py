@@ -1,13 +1,29 @@
-"""Errors and close codes of the rtstream protocol.
+"""Errors and close codes of the rtstream protocol, and the package's one error tree.
 
-Error tree::
+Error tree (every error the package raises on purpose; ``except RtstreamError`` catches
+them all, and nothing else)::
 
-    RtstreamError                  base of everything this package raises on purpose
-    └── ProtocolError              a frame or request the server refuses; carries an ErrorCode
-        └── CloseConnection        a refusal severe enough to close the socket (carries a CloseCode)
+    RtstreamError                      base of everything this package raises on purpose
+    ├── ProtocolError                  a frame or request the server refuses; carries an ErrorCode
+    │   └── CloseConnection            a refusal that also closes the socket (carries a CloseCode)
+    ├── StoreError                     server.store: the SQLite file cannot be opened or is of a
+    │                                  newer schema (also a RuntimeError)
+    └── ClientError                    client.errors: anything the client raises on purpose
+        ├── DiscoveryError             no server found; the message lists every place tried
+        ├── NotConnectedError          no live connection to send on right now
+        ├── StreamClosed               the stream is closed for good
+        │   └── AuthenticationError    the server refused the credentials (HTTP 401/403)
+        ├── ConnectionLost             why the last connection ended (the stream reconnects)
+        ├── RequestError               the server answered a request with an ``error`` message
+        └── RestError                  widgets.rest: a REST request answered with an HTTP error
+                                       (``status``, ``error_code``, ``error_message``)
 
-Every rejected client frame becomes an ``error`` message whose ``error_code`` is one of the
-stable :class:`ErrorCode` strings; only the cases listed in :class:`CloseCode` end a connection.
+Protocol errors never travel as exceptions between processes: every rejected client frame
+becomes an ``error`` message whose ``error_code`` is one of the stable :class:`ErrorCode`
+strings (REST answers carry the same codes in ``{"error_code", "error_message"}``); only
+the cases listed in :class:`CloseCode` end a connection. Analytics input errors
+(``validate_rule``, ``check_tick``) are plain ``ValueError`` s: the analytics package is
+stdlib-only and its callers turn them into typed answers at the boundary.
 """
 
 from __future__ import annotations

@@ -22,13 +22,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .codec import encode
 from .errors import CloseCode, close_reason
-from .messages import StreamedMessage, split_topic
+from .messages import StreamedMessage
+from .vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, split_topic
 
-#: Subscription types whose frames may be conflated (latest wins) for a lagging client.
-CONFLATABLE_KINDS = frozenset({"market_data", "technical_indicators", "analytics"})
+#: Subscription types whose frames may be conflated (latest wins) for a lagging client:
+#: every one but ``alerts``, which are events that must all be delivered.
+CONFLATABLE_KINDS: frozenset[SubscriptionType] = frozenset(SUBSCRIPTION_TYPES) - {"alerts"}
 
 
 @dataclass(slots=True)
@@ -361,6 +364,33 @@ class Hub:
     @property
     def conflated(self) -> int:
         return sum(o.conflated for o in self.clients.values())
+
+    def status(self) -> dict[str, Any]:
+        """What the status API shows of the hub: ``epoch``, ``topics`` (seq, subscribers,
+        buffered), ``clients`` by id (subscriptions, conflation, queue, delivered) and
+        ``counters``; plain JSON-ready values, so the I/O shell never reads hub internals."""
+        return {
+            "epoch": self.epoch,
+            "topics": [
+                {
+                    "topic": t.name,
+                    "seq": t.seq,
+                    "subscribers": len(t.subscribers),
+                    "buffered": len(t.buffer),
+                }
+                for t in self.topics.values()
+            ],
+            "clients": {
+                client_id: {
+                    "subscriptions": sorted(o.subscriptions),
+                    "conflated": o.conflated,
+                    "queued_bytes": o.nbytes,
+                    "delivered": o.delivered,
+                }
+                for client_id, o in self.clients.items()
+            },
+            "counters": self.stats(),
+        }
 
     def stats(self) -> dict[str, int]:
         return {

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .errors import ErrorCode, ProtocolError
-from .messages import ALL_SYMBOLS
+from .vocabulary import ALL_SYMBOLS, normalize_symbol
 
 
 @dataclass(slots=True)
@@ -54,7 +54,7 @@ class InstrumentRegistry:
 
     def register(self, symbol: str) -> Instrument:
         """Return the instrument for ``symbol``, registering it with the next id if new."""
-        symbol = symbol.upper()
+        symbol = normalize_symbol(symbol)
         found = self._by_symbol.get(symbol)
         if found is not None:
             return found
@@ -64,7 +64,7 @@ class InstrumentRegistry:
         return instrument
 
     def get(self, symbol: str) -> Instrument | None:
-        return self._by_symbol.get(symbol.upper())
+        return self._by_symbol.get(normalize_symbol(symbol))
 
     def by_id(self, instrument_id: int) -> Instrument | None:
         return self._by_id.get(instrument_id)

@@ -27,6 +27,51 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import ErrorCode
+from .vocabulary import (
+    ALERT_CONDITIONS,
+    ALL_SYMBOLS,
+    CLIENT_MESSAGE_TYPES,
+    SERVER_MESSAGE_TYPES,
+    SEVERITIES,
+    STREAMED_TYPE,
+    SUBSCRIPTION_TYPES,
+    TRENDS,
+    Action,
+    AlertCondition,
+    ClientMessageType,
+    ServerMessageType,
+    Severity,
+    StreamedMessageType,
+    SubscriptionType,
+    Trend,
+    VolatilityRegime,
+    normalize_symbol,
+    rule_shape_problem,
+    split_topic,
+    topic_for,
+)
+
+# fmt: off
+__all__ = [  # noqa: RUF022 (grouped, not sorted)
+    # the vocabulary, declared in .vocabulary and re-exported next to the models
+    "ALERT_CONDITIONS", "ALL_SYMBOLS", "CLIENT_MESSAGE_TYPES", "SERVER_MESSAGE_TYPES",
+    "SEVERITIES", "STREAMED_TYPE", "SUBSCRIPTION_TYPES", "TRENDS", "Action", "AlertCondition",
+    "ClientMessageType", "ServerMessageType", "Severity", "StreamedMessageType",
+    "SubscriptionType", "Trend", "VolatilityRegime", "normalize_symbol", "rule_shape_problem",
+    "split_topic", "topic_for",
+    # the models and their types
+    "PROTOCOL_MAJOR", "PROTOCOL_VERSION", "PROTOCOL_VERSIONS", "SUBPROTOCOL",
+    "SUBPROTOCOL_PREFIX", "Ack", "AckPayload", "Alert", "AlertPayload", "AnalysisResults",
+    "AnalyticsUpdate", "AnalyticsUpdatePayload", "AnyMessage", "ClientMessage",
+    "ConnectionStatus", "ConnectionStatusPayload", "Epoch", "Error", "ErrorPayload",
+    "FiniteFloat", "MarketData", "MarketDataPayload", "Ping", "RequestId", "SafeText",
+    "ServerMessage", "StreamedMessage", "Subscribe", "Symbol", "SymbolOrAll",
+    "TechnicalIndicators", "TechnicalIndicatorsPayload", "Unsubscribe", "UtcDateTime",
+    "Version", "client_message_adapter", "format_timestamp", "json_schema",
+    "server_message_adapter", "utc_now", "utf8_safe",
+]
+# fmt: on
+
 
 PROTOCOL_VERSION = "1.0"
 PROTOCOL_MAJOR = 1
@@ -38,7 +83,6 @@ SUBPROTOCOL_PREFIX = "rtstream.v"
 
 _VERSION_RE = re.compile(r"1(\.\d{1,6})?")
 _SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9._\-^=]{0,15}")
-ALL_SYMBOLS = "*"
 
 
 def utc_now() -> datetime:
@@ -80,7 +124,7 @@ Version = Annotated[str, AfterValidator(_check_version)]
 
 
 def _normalize_symbol(value: str) -> str:
-    value = value.strip().upper()
+    value = normalize_symbol(value)
     if value != ALL_SYMBOLS and not _SYMBOL_RE.fullmatch(value):
         raise ValueError(
             "symbol must be 1-16 characters of A-Z, 0-9, '.', '_', '-', '^', '=' (or '*')"
@@ -133,37 +177,6 @@ def _finite(value: float) -> float:
 
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 
-SubscriptionType = Literal["market_data", "technical_indicators", "analytics", "alerts"]
-SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = (
-    "market_data",
-    "technical_indicators",
-    "analytics",
-    "alerts",
-)
-Severity = Literal["low", "medium", "high"]
-AlertCondition = Literal[
-    "price_above",
-    "price_below",
-    "percent_change_above",
-    "percent_change_below",
-    "indicator_above",
-    "indicator_below",
-    "crosses_above",
-    "crosses_below",
-]
-Trend = Literal["bullish", "bearish", "neutral"]
-
-
-def topic_for(subscription_type: str, symbol: str) -> str:
-    """Topic name ``"{subscription_type}:{SYMBOL}"``, e.g. ``"market_data:AAPL"``."""
-    return f"{subscription_type}:{symbol}"
-
-
-def split_topic(topic: str) -> tuple[str, str]:
-    """Inverse of :func:`topic_for`."""
-    kind, _, symbol = topic.partition(":")
-    return kind, symbol
-
 
 class _Model(BaseModel):
     # extra="ignore": unknown fields of a newer 1.x minor must not break us.
@@ -195,7 +208,7 @@ class AnalysisResults(_Model):
     model_config = ConfigDict(extra="allow")
     trend: Trend = "neutral"
     momentum: float | None = None
-    volatility_regime: Literal["low", "normal", "high"] | None = None
+    volatility_regime: VolatilityRegime | None = None
     session_high: float | None = None
     session_low: float | None = None
     change_percent: float | None = None
@@ -239,7 +252,7 @@ class ConnectionStatusPayload(_Model):
 
 class AckPayload(_Model):
     request_id: str | None = None
-    action: Literal["subscribe", "unsubscribe", "ping"]
+    action: Action
     topic: str | None = None
     subscriptions: list[str] = Field(default_factory=list)
     recovered: bool | None = None
@@ -301,19 +314,13 @@ class Error(_ServerMessage):
     data: ErrorPayload
 
 
+#: The messages streamed on topics (carry ``topic`` and ``seq``); what the hub publishes.
 StreamedMessage: TypeAlias = MarketData | TechnicalIndicators | AnalyticsUpdate | Alert
-ServerMessage = Annotated[
+#: Every server → client message, discriminated by ``message_type``.
+ServerMessage: TypeAlias = Annotated[
     MarketData | TechnicalIndicators | AnalyticsUpdate | Alert | ConnectionStatus | Ack | Error,
     Field(discriminator="message_type"),
 ]
-
-#: Subscription type → the server message type streamed on its topics.
-STREAMED_TYPE: dict[str, str] = {
-    "market_data": "market_data",
-    "technical_indicators": "technical_indicators",
-    "analytics": "analytics_update",
-    "alerts": "alert",
-}
 
 # --------------------------------------------------------------------------- client → server
 
@@ -354,8 +361,11 @@ class Ping(_ClientMessage):
     message_type: Literal["ping"] = "ping"
 
 
-ClientMessage = Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="message_type")]
-AnyMessage = Annotated[
+#: Every client → server message, discriminated by ``message_type``.
+ClientMessage: TypeAlias = Annotated[
+    Subscribe | Unsubscribe | Ping, Field(discriminator="message_type")
+]
+AnyMessage: TypeAlias = Annotated[
     MarketData
     | TechnicalIndicators
     | AnalyticsUpdate
@@ -369,21 +379,8 @@ AnyMessage = Annotated[
     Field(discriminator="message_type"),
 ]
 
-SERVER_MESSAGE_TYPES: tuple[str, ...] = (
-    "market_data",
-    "technical_indicators",
-    "analytics_update",
-    "alert",
-    "connection_status",
-    "ack",
-    "error",
-)
-CLIENT_MESSAGE_TYPES: tuple[str, ...] = ("subscribe", "unsubscribe", "ping")
-
-client_message_adapter: TypeAdapter[Subscribe | Unsubscribe | Ping] = TypeAdapter(ClientMessage)
-server_message_adapter: TypeAdapter[
-    MarketData | TechnicalIndicators | AnalyticsUpdate | Alert | ConnectionStatus | Ack | Error
-] = TypeAdapter(ServerMessage)
+client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+server_message_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,16 +1,18 @@
 """Request bodies of the REST endpoints (pure pydantic models, validated whole).
 
 A batch is validated before any of it is applied, so an invalid tick refuses the whole
-batch and nothing is half-written.
+batch and nothing is half-written. A body is validated once, here, at the boundary: an
+alert rule that parses as :class:`RuleIn` is a rule the analytics engine accepts.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .messages import AlertCondition, FiniteFloat, SafeText, Severity, Symbol, UtcDateTime
+from .messages import FiniteFloat, SafeText, Symbol, UtcDateTime
+from .vocabulary import AlertCondition, Severity, rule_shape_problem
 
 
 class TickIn(BaseModel):
@@ -39,7 +41,8 @@ class TickBatchLenient(TickBatch):
 
 
 class RuleIn(BaseModel):
-    """``POST rtstream/api/alerts/rules``; semantic checks follow in ``validate_rule``."""
+    """``POST rtstream/api/alerts/rules``: types, ranges and the rule's shape (which
+    condition takes which optional field) in one pydantic pass."""
 
     model_config = ConfigDict(extra="forbid")
     rule_name: SafeText
@@ -51,3 +54,12 @@ class RuleIn(BaseModel):
     other_indicator: Annotated[str, Field(max_length=40)] | None = None
     window_seconds: Annotated[FiniteFloat, Field(gt=0, strict=True)] | None = None
     cooldown_seconds: Annotated[FiniteFloat, Field(ge=0, strict=True)] = 0.0
+
+    @model_validator(mode="after")
+    def _shape(self) -> RuleIn:
+        problem = rule_shape_problem(
+            self.condition, self.indicator, self.other_indicator, self.window_seconds
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return self

@@ -1,9 +1,11 @@
 """One client connection's protocol state machine (sans-I/O).
 
 The WebSocket handler feeds it what arrives (:meth:`ServerSession.receive_text`,
-:meth:`~ServerSession.receive_binary`, :meth:`~ServerSession.heartbeat`) and writes what
-the session's outbox holds; the session decides every answer: ``ack``, ``error``,
-``connection_status``, replay, and when the connection must close and with which code.
+:meth:`~ServerSession.receive_binary`, :meth:`~ServerSession.heartbeat`), writes what
+:meth:`~ServerSession.frames_to_send` returns and closes when
+:meth:`~ServerSession.close_request` says so; the session decides every answer: ``ack``,
+``error``, ``connection_status``, replay, and when the connection must close and with
+which code. The handler never touches the outbox or the hub itself.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 from .codec import decode_client, encode, request_id_of
 from .errors import CloseCode, CloseConnection, ErrorCode, ProtocolError, close_reason
-from .hub import Hub, Outbox
+from .hub import Frame, Hub, Outbox
 from .instruments import InstrumentRegistry
 from .messages import (
     PROTOCOL_VERSIONS,
@@ -29,9 +31,10 @@ from .messages import (
     Ping,
     Subscribe,
     Unsubscribe,
-    topic_for,
     utc_now,
 )
+from .ratelimit import TokenBucket
+from .vocabulary import Action, topic_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +47,6 @@ class Limits:
     rate_burst: int = 100
     #: Frames over budget (net of frames accepted since) before a 1008 close.
     flood_tolerance: int = 100
-
-
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens/s, at most ``burst`` banked."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.clock = clock
-        self.updated = clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 class ServerSession:
@@ -127,13 +110,32 @@ class ServerSession:
     def receive_binary(self) -> None:
         self.outbox.request_close(CloseCode.UNSUPPORTED_DATA, close_reason("BINARY_FRAME"))
 
+    def close(self, code: int, reason: str) -> None:
+        """Server-initiated close (shutdown): what is queued is still sent first."""
+        self.outbox.request_close(code, reason)
+
     def closed(self) -> None:
         self.hub.disconnect(self.client_id)
 
     # ------------------------------------------------------------------ outputs
 
     def data_to_send(self) -> list[str]:
+        """Every queued frame's text, in order; the outbox is empty afterwards."""
         return self.outbox.drain()
+
+    def frames_to_send(self) -> list[Frame]:
+        """Like :meth:`data_to_send`, as the shared :class:`Frame` objects (their wire bytes
+        are built once and shared by every client the frame is fanned out to)."""
+        return self.outbox.drain_frames()
+
+    def summary(self) -> dict[str, Any]:
+        """The session's own figures for the status API (the hub reports its queue)."""
+        return {
+            "client_id": self.client_id,
+            "connected_at": self.connected_at,
+            "received": self.received,
+            "rejected": self.rejected,
+        }
 
     @property
     def close_request(self) -> tuple[int, str] | None:
@@ -237,7 +239,7 @@ class ServerSession:
     def _ack(
         self,
         request_id: str | None,
-        action: Literal["subscribe", "unsubscribe", "ping"],
+        action: Action,
         topic: str | None,
         recovered: bool | None,
     ) -> None:

@@ -20,8 +20,10 @@ from ..core.messages import utc_now
 from ..core.session import Limits
 from .feed import DEFAULT_SYMBOLS, BackgroundSource, FeedRunner, SimulatedMarket
 from .flush import Flusher
+from .handlers import HANDLERS
 from .pipeline import Pipeline
 from .replay import CsvReplay
+from .runtime import Connection
 from .store import AlertStore
 from .synthetic import SyntheticPublisher
 
@@ -123,7 +125,7 @@ class RtstreamApp(ExtensionApp):
             rate_burst=self.rate_burst,
             flood_tolerance=self.flood_tolerance,
         )
-        self.connections: set[Any] = set()
+        self.connections: set[Connection] = set()
         self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
         self._timers: list[PeriodicCallback] = []
@@ -136,31 +138,7 @@ class RtstreamApp(ExtensionApp):
         return os.path.join(jupyter_data_dir(), "rtstream", "rtstream.sqlite")
 
     def initialize_handlers(self) -> None:
-        from .handlers import (
-            AlertRuleHandler,
-            AlertRulesHandler,
-            AlertsHandler,
-            InstrumentsHandler,
-            InstrumentSnapshotHandler,
-            SchemaHandler,
-            StatusHandler,
-            StreamWebSocketHandler,
-            TicksHandler,
-        )
-
-        self.handlers.extend(
-            [
-                (r"/rtstream/ws", StreamWebSocketHandler),
-                (r"/rtstream/api/status", StatusHandler),
-                (r"/rtstream/api/schema", SchemaHandler),
-                (r"/rtstream/api/instruments", InstrumentsHandler),
-                (r"/rtstream/api/instruments/([^/]+)/snapshot", InstrumentSnapshotHandler),
-                (r"/rtstream/api/alerts/rules", AlertRulesHandler),
-                (r"/rtstream/api/alerts/rules/([^/]+)", AlertRuleHandler),
-                (r"/rtstream/api/alerts", AlertsHandler),
-                (r"/rtstream/api/ticks", TicksHandler),
-            ]
-        )
+        self.handlers.extend(HANDLERS)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await super()._start_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]

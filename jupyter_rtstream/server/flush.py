@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class Flushable(Protocol):
-    def _flush(self) -> None: ...
+    """A connection that writes everything it has pending when asked."""
+
+    def write_pending(self) -> None: ...
 
 
 class Flusher:
@@ -36,6 +38,6 @@ class Flusher:
         dirty, self._dirty = self._dirty, []
         for connection in dirty:
             try:
-                connection._flush()
+                connection.write_pending()
             except Exception:  # one broken connection must not strand the others
                 log.exception("rtstream: flush failed")

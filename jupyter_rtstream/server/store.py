@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analytics import AlertRule, FiredAlert
+from ..core.errors import RtstreamError
 from ..core.messages import format_timestamp, utc_now
 
 SCHEMA_VERSION = 1
@@ -77,8 +78,11 @@ _ALERT_COLUMNS = (
 )
 
 
-class StoreError(RuntimeError):
-    """The database could not be opened or is of an unknown (newer) schema version."""
+class StoreError(RtstreamError, RuntimeError):
+    """The database could not be opened or is of an unknown (newer) schema version.
+
+    In the package's error tree (:mod:`jupyter_rtstream.core.errors`); still a
+    ``RuntimeError`` for callers that caught it as one."""
 
 
 class AlertStore:

@@ -22,7 +22,9 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
+
+from ..core.ratelimit import TokenBucket
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
@@ -133,19 +135,38 @@ def summarize(parts: Iterable[RenderStats]) -> dict[str, Any]:
     }
 
 
+class Timer(Protocol):
+    """What :class:`FrameLimiter` needs of a scheduled callback (an ``asyncio.TimerHandle``)."""
+
+    def cancel(self) -> None: ...
+
+
+#: ``call_later(delay, callback)``: schedule ``callback`` in ``delay`` seconds.
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    # Raises RuntimeError without a running loop; FrameLimiter.request() treats that as
+    # "the owner flushes explicitly".
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
 class FrameLimiter:
     """Calls ``flush`` at most ``fps`` times per second on the running asyncio loop.
 
-    A token bucket: ``burst`` frames may go out back to back, then one per ``1 / fps``
-    seconds, so over any ``T`` seconds at most ``burst + T * fps`` frames are sent. A frame
-    is sent ``coalesce`` seconds after it opens (the first request that finds no frame
-    scheduled), so messages published together share it. The bucket (not a fixed frame
-    clock) is what keeps latency low when the feed ticks at about ``fps``: a tick never
-    waits for a frame slot out of phase with it.
+    Pacing is the core :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`: ``burst``
+    frames may go out back to back, then one per ``1 / fps`` seconds, so over any ``T``
+    seconds at most ``burst + T * fps`` frames are sent. A frame is sent ``coalesce``
+    seconds after it opens (the first request that finds no frame scheduled), so messages
+    published together share it. The bucket (not a fixed frame clock) is what keeps latency
+    low when the feed ticks at about ``fps``: a tick never waits for a frame slot out of
+    phase with it.
 
     ``request()`` is cheap and idempotent: it schedules one frame if none is scheduled.
     Without a running loop (plain scripts, unit tests) nothing is scheduled and the owner
     calls ``flush()`` itself. ``fps <= 0`` disables pacing: every request flushes at once.
+    ``clock`` and ``call_later`` default to the monotonic clock and the running loop; tests
+    inject a virtual clock to assert on timing without sleeping.
     """
 
     def __init__(
@@ -154,6 +175,9 @@ class FrameLimiter:
         fps: float = DEFAULT_FPS,
         coalesce: float = DEFAULT_COALESCE,
         burst: float = DEFAULT_BURST,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        call_later: CallLater = _loop_call_later,
     ) -> None:
         if coalesce < 0:
             raise ValueError("coalesce must be >= 0")
@@ -165,9 +189,9 @@ class FrameLimiter:
         self.burst = burst
         self.frames = 0
         self.closed = False
-        self._handle: asyncio.TimerHandle | None = None
-        self._tokens = float(burst)
-        self._stamp: float | None = None
+        self._call_later = call_later
+        self._handle: Timer | None = None
+        self._bucket = TokenBucket(max(fps, 0.0), burst, clock)
 
     @property
     def interval(self) -> float:
@@ -180,21 +204,22 @@ class FrameLimiter:
     def request(self) -> None:
         if self.closed or self._handle is not None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop: the owner flushes explicitly
         if self.fps <= 0:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop: the owner flushes explicitly
             self._run()
             return
-        now = loop.time()
-        if self._stamp is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.fps)
-        self._stamp = now
-        # Take a token for this frame; without one, open when the bucket has refilled it.
-        opens = now if self._tokens >= 1 else now + (1 - self._tokens) / self.fps
-        self._tokens -= 1
-        self._handle = loop.call_at(opens + self.coalesce, self._run)
+        bucket = self._bucket
+        bucket.rate = self.fps  # ``fps`` is a public, settable attribute
+        # Without a banked token the frame opens when the bucket has earned one back.
+        wait = bucket.time_until_token()
+        try:
+            self._handle = self._call_later(wait + self.coalesce, self._run)
+        except RuntimeError:
+            return  # no loop: the owner flushes explicitly
+        bucket.reserve()  # the token this frame spends (borrowed when wait > 0)
 
     def _run(self) -> None:
         self._handle = None

@@ -20,6 +20,7 @@ from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 from ipywidgets import HTML, Layout, VBox
 
 from ..core.messages import MarketData, TechnicalIndicators
+from ..core.vocabulary import normalize_symbol
 from ._base import LiveMixin, esc, fmt_number
 from ._render import DEFAULT_COALESCE, DEFAULT_FPS, hold_all
 
@@ -66,7 +67,7 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
     ) -> None:
         if window < 2:
             raise ValueError("window must hold at least 2 points")
-        self.symbol = symbol.strip().upper()
+        self.symbol = normalize_symbol(symbol)
         self.window = window
         self.overlays = tuple(overlays)
         self.bands = bands

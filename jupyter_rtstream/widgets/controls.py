@@ -5,21 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, get_args
+from typing import Any
 
 from ipywidgets import HTML, Button, Dropdown, FloatText, HBox, Layout, Text, VBox
 
-from ..analytics.indicator_set import INDICATOR_KEYS
-from ..core.messages import AlertCondition, Severity
+from ..core.vocabulary import (
+    ALERT_CONDITIONS,
+    INDICATOR_KEYS,
+    SEVERITIES,
+    AlertCondition,
+    IndicatorName,
+    Severity,
+    normalize_symbol,
+)
 from ._base import esc
 from .rest import RestAPI
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
-# The choices come from the protocol and the analytics, so the form cannot drift from them.
-CONDITIONS: tuple[AlertCondition, ...] = get_args(AlertCondition)
-SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-INDICATORS: tuple[str, ...] = INDICATOR_KEYS
+# The choices are the protocol's vocabulary, so the form cannot drift from it.
+CONDITIONS: tuple[AlertCondition, ...] = ALERT_CONDITIONS
+SEVERITY_CHOICES: tuple[Severity, ...] = SEVERITIES
+INDICATORS: tuple[IndicatorName, ...] = INDICATOR_KEYS
 OK_COLOR = "#2f855a"
 ERROR_COLOR = "#c53030"
 
@@ -84,7 +91,7 @@ class SymbolControls(HBox):  # type: ignore[misc]
     async def _run(
         self, action: Callable[[str], Awaitable[Any]], symbol: str | None, done: str
     ) -> bool:
-        name = (symbol if symbol is not None else self.symbol.value).strip().upper()
+        name = normalize_symbol(symbol if symbol is not None else self.symbol.value)
         if not name:
             self.message.value = _note("enter a symbol", ok=False)
             return False
@@ -119,7 +126,7 @@ class AlertRuleForm(VBox):  # type: ignore[misc]
         self.symbol = Text(description="Symbol", value=symbol)
         self.condition = Dropdown(description="Condition", options=CONDITIONS)
         self.target_value = FloatText(description="Target", value=0.0)
-        self.severity = Dropdown(description="Severity", options=SEVERITIES, value="medium")
+        self.severity = Dropdown(description="Severity", options=SEVERITY_CHOICES, value="medium")
         self.indicator = Dropdown(
             description="Indicator", options=("", *INDICATORS), value="", disabled=True
         )
@@ -151,7 +158,7 @@ class AlertRuleForm(VBox):  # type: ignore[misc]
         """The request body the form currently describes."""
         body: dict[str, Any] = {
             "rule_name": self.rule_name.value.strip(),
-            "symbol": self.symbol.value.strip().upper(),
+            "symbol": normalize_symbol(self.symbol.value),
             "condition": self.condition.value,
             "target_value": float(self.target_value.value),
             "severity": self.severity.value,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipywidgets import HTML, Accordion, GridBox, HBox, Layout, VBox
 
-from ..core.messages import topic_for
+from ..core.vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, normalize_symbol, topic_for
 from ._base import esc
 from ._render import DEFAULT_COALESCE, DEFAULT_FPS, now, summarize
 from .alerts import DEFAULT_MAX_ALERTS, AlertFeed
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jupyter_rtstream.widgets")
 
 #: What the dashboard subscribes to for each symbol.
-DEFAULT_KINDS: tuple[str, ...] = ("market_data", "technical_indicators", "analytics", "alerts")
+DEFAULT_KINDS: tuple[SubscriptionType, ...] = SUBSCRIPTION_TYPES
 #: Stream events the dashboard listens to.
 _EVENTS = (
     "market_data",
@@ -221,7 +221,7 @@ class Dashboard(VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------ symbols
 
     def _add_symbol_widgets(self, symbol: str) -> str:
-        key = symbol.strip().upper()
+        key = normalize_symbol(symbol)
         if key not in self.charts:
             chart = PriceChart(
                 key,
@@ -252,7 +252,7 @@ class Dashboard(VBox):  # type: ignore[misc]
 
     async def remove_symbol(self, symbol: str) -> None:
         """Stop showing ``symbol`` and release the dashboard's subscriptions to it."""
-        key = symbol.strip().upper()
+        key = normalize_symbol(symbol)
         chart = self.charts.pop(key, None)
         if key in self.symbols:
             self.symbols.remove(key)
@@ -286,7 +286,7 @@ class Dashboard(VBox):  # type: ignore[misc]
         kind = getattr(message, "message_type", None)
         handled = False
         if kind in ("market_data", "technical_indicators", "analytics_update"):
-            symbol = str(message.data.symbol).upper()
+            symbol = normalize_symbol(str(message.data.symbol))
             if symbol not in self.charts:
                 return False
             if kind != "analytics_update":
@@ -317,7 +317,7 @@ class Dashboard(VBox):  # type: ignore[misc]
         )
 
     def _rule_created(self, rule: dict[str, Any]) -> None:
-        symbol = str(rule.get("symbol", "")).upper()
+        symbol = normalize_symbol(str(rule.get("symbol", "")))
         if symbol and symbol not in self.charts and self.stream is not None:
             # Show the alerts of a rule on a symbol the dashboard does not follow yet.
             self._spawn(self._subscribe_alerts(symbol))

@@ -8,6 +8,7 @@ from typing import Any
 from ipywidgets import HTML
 
 from ..core.messages import AnalyticsUpdate, MarketData, TechnicalIndicators
+from ..core.vocabulary import TRENDS, normalize_symbol
 from ._base import LiveMixin, esc, fmt_number
 from ._render import DEFAULT_COALESCE, DEFAULT_FPS
 
@@ -24,7 +25,8 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("sma_20", "SMA 20", 2),
     ("ema_12", "EMA 12", 2),
 )
-TREND_COLORS = {"bullish": "#2f855a", "bearish": "#c53030", "neutral": "#4a5568"}
+#: Colour of each trend (``TRENDS`` order: bullish, bearish, neutral).
+TREND_COLORS: dict[str, str] = dict(zip(TRENDS, ("#2f855a", "#c53030", "#4a5568"), strict=True))
 _TABLE_STYLE = "border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:0.9em"
 _CELL = "padding:0.15em 0.6em;text-align:right;border-bottom:1px solid #e2e8f0"
 
@@ -50,7 +52,7 @@ class IndicatorTable(LiveMixin, HTML):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._init_live(fps, coalesce)
         self.only_symbols = only_symbols
-        self.rows: dict[str, dict[str, Any]] = {s.strip().upper(): {} for s in symbols}
+        self.rows: dict[str, dict[str, Any]] = {normalize_symbol(s): {} for s in symbols}
         self.shown: dict[str, dict[str, Any]] = {}
         self.value = self._html()
 
@@ -59,17 +61,17 @@ class IndicatorTable(LiveMixin, HTML):  # type: ignore[misc]
         return list(self.rows)
 
     def add_symbol(self, symbol: str) -> None:
-        key = symbol.strip().upper()
+        key = normalize_symbol(symbol)
         if key not in self.rows:
             self.rows[key] = {}
             self.invalidate()
 
     def remove_symbol(self, symbol: str) -> None:
-        if self.rows.pop(symbol.strip().upper(), None) is not None:
+        if self.rows.pop(normalize_symbol(symbol), None) is not None:
             self.invalidate()
 
     def _row(self, symbol: str) -> dict[str, Any] | None:
-        key = symbol.upper()
+        key = normalize_symbol(symbol)
         row = self.rows.get(key)
         if row is None and not self.only_symbols:
             row = self.rows[key] = {}

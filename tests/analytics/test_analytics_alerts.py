@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 from jupyter_rtstream.analytics import (
-    CONDITIONS,
     INDICATOR_KEYS,
-    VALID_INDICATORS,
     AlertRule,
     FiredAlert,
     RuleEvaluator,
@@ -242,21 +240,6 @@ def test_out_of_order_timestamps_do_not_break_cooldown() -> None:
 
 
 # --- validation ---------------------------------------------------------------------------
-
-
-def test_valid_indicators_and_conditions() -> None:
-    assert set(INDICATOR_KEYS) | {"price"} == VALID_INDICATORS
-    assert len(VALID_INDICATORS) == 13
-    assert {
-        "price_above",
-        "price_below",
-        "percent_change_above",
-        "percent_change_below",
-        "indicator_above",
-        "indicator_below",
-        "crosses_above",
-        "crosses_below",
-    } == CONDITIONS
 
 
 @pytest.mark.parametrize(

@@ -516,3 +516,32 @@ def test_regression_alert_replay_larger_than_the_outbox_resumes() -> None:
             break
         hub.disconnect("c")
     assert outcome in {"caught up", "gave up (recovered: false)"}, outcome
+
+
+def test_status_reports_topics_clients_and_counters_as_plain_values() -> None:
+    hub = _hub()
+    hub.connect("c1")
+    hub.subscribe("c1", "market_data:AAPL")
+    _publish_md(hub, 3)
+    status = hub.status()
+    json.dumps(status)  # JSON-ready: the status API writes it as is
+    assert status["epoch"] == hub.epoch
+    assert status["topics"] == [
+        {"topic": "market_data:AAPL", "seq": 3, "subscribers": 1, "buffered": 3}
+    ]
+    assert status["clients"] == {
+        "c1": {
+            "subscriptions": ["market_data:AAPL"],
+            "conflated": 0,
+            "queued_bytes": sum(len(t) for t in hub.clients["c1"].drain()),
+            "delivered": 0,
+        }
+    }
+    assert status["counters"] == {
+        "published": 3,
+        "fanned_out": 3,
+        "clients": 1,
+        "topics": 1,
+        "conflated": 0,
+        "queued_bytes": status["clients"]["c1"]["queued_bytes"],
+    }

@@ -323,16 +323,3 @@ def test_client_adapter_discriminates_on_message_type() -> None:
     )
     assert isinstance(unsub, Unsubscribe)
     assert unsub.symbol == "GOOG"
-
-
-def test_protocol_and_analytics_agree_on_conditions_severities_and_indicators() -> None:
-    """The alert payload's Literals and the analytics' rule vocabulary are two lists of the
-    same contract: a condition the engine fires must be one the protocol can carry."""
-    from typing import get_args
-
-    from jupyter_rtstream.analytics import CONDITIONS, INDICATOR_KEYS, SEVERITIES
-    from jupyter_rtstream.core.messages import AlertCondition, Severity
-
-    assert set(get_args(AlertCondition)) == set(CONDITIONS)
-    assert set(get_args(Severity)) == set(SEVERITIES)
-    assert len(INDICATOR_KEYS) == 12

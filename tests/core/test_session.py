@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from jupyter_rtstream.core.hub import Hub
 from jupyter_rtstream.core.instruments import InstrumentRegistry
 from jupyter_rtstream.core.messages import PROTOCOL_VERSIONS
-from jupyter_rtstream.core.session import Limits, ServerSession, TokenBucket
+from jupyter_rtstream.core.ratelimit import TokenBucket
+from jupyter_rtstream.core.session import Limits, ServerSession
 
 from ._samples import FakeClock, alert, market_data
 
@@ -507,3 +508,17 @@ def test_every_frame_gets_exactly_one_answer(frames: list[Any]) -> None:
         assert len(out) == 1
         assert out[0]["message_type"] in {"ack", "error"}
         assert session.close_request is None
+
+
+def test_summary_and_frames_to_send_are_the_handlers_whole_view() -> None:
+    session = _session()
+    session.opened()
+    session.receive_text(_ping())
+    frames = session.frames_to_send()
+    assert [json.loads(f.text)["message_type"] for f in frames] == ["connection_status", "ack"]
+    assert session.frames_to_send() == []
+    summary = session.summary()
+    assert summary["client_id"] == session.client_id
+    assert (summary["received"], summary["rejected"]) == (1, 0)
+    session.close(1001, "bye")
+    assert session.close_request == (1001, "bye")

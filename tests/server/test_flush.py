@@ -12,7 +12,7 @@ class Conn:
         self.fail = fail
         self.flushes = 0
 
-    def _flush(self) -> None:
+    def write_pending(self) -> None:
         self.flushes += 1
         if self.fail:
             raise RuntimeError("injected")

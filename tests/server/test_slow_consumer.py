@@ -10,10 +10,11 @@ import base64
 import json
 import os
 import socket
-import struct
 from typing import Any
 
 import pytest
+
+from jupyter_rtstream.core.framing import text_frame
 
 from .conftest import of_type, recv_until, send
 from .test_rest import get_json, post_json
@@ -24,11 +25,7 @@ pytestmark = pytest.mark.parametrize(
 
 
 def masked_text_frame(text: str) -> bytes:
-    payload = text.encode()
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + body
+    return text_frame(text, mask=os.urandom(4))
 
 
 async def stuck_client(port: int, base_url: str, token: str) -> socket.socket:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 
 from jupyter_rtstream.widgets._render import FrameLimiter, RenderStats, percentile, summarize
+
+from ._clock import VirtualTime
 
 
 def test_percentile_nearest_rank() -> None:
@@ -41,62 +42,80 @@ def test_without_a_loop_nothing_is_scheduled() -> None:
 
 
 def test_a_burst_shares_one_frame() -> None:
-    async def main() -> list[float]:
-        loop = asyncio.get_running_loop()
-        frames: list[float] = []
-        limiter = FrameLimiter(lambda: frames.append(loop.time()), fps=10, coalesce=0.005)
-        for _ in range(500):
-            limiter.request()
-        await asyncio.sleep(0.05)
-        return frames
-
-    assert len(asyncio.run(main())) == 1
+    time = VirtualTime()
+    frames: list[float] = []
+    limiter = FrameLimiter(
+        lambda: frames.append(time.now),
+        fps=10,
+        coalesce=0.005,
+        clock=time.clock,
+        call_later=time.call_later,
+    )
+    for _ in range(500):
+        limiter.request()
+    time.advance(0.05)
+    assert frames == [pytest.approx(100.005)]
 
 
 def test_steady_requests_are_paced() -> None:
-    async def main() -> tuple[list[float], float]:
-        loop = asyncio.get_running_loop()
-        frames: list[float] = []
-        limiter = FrameLimiter(lambda: frames.append(loop.time()), fps=20, coalesce=0.0)
-        start = loop.time()
-        while loop.time() - start < 1.0:
-            limiter.request()
-            await asyncio.sleep(0.001)
-        elapsed = loop.time() - start
-        await asyncio.sleep(0.1)
-        limiter.close()
-        return frames, elapsed
-
-    frames, elapsed = asyncio.run(main())
-    assert len(frames) <= elapsed * 20 + 2  # burst (2) + 20 per second
-    assert len(frames) >= elapsed * 20 * 0.7  # paced, not starved
-    gaps = [b - a for a, b in itertools.pairwise(frames)]
-    assert gaps[0] < 0.01  # the burst
-    assert min(gaps[1:]) >= 0.05 - 0.01  # then 1 / fps apart (timers jitter a little)
+    time = VirtualTime()
+    frames: list[float] = []
+    limiter = FrameLimiter(
+        lambda: frames.append(time.now),
+        fps=20,
+        coalesce=0.0,
+        clock=time.clock,
+        call_later=time.call_later,
+    )
+    for _ in range(1000):  # a request every millisecond for one second
+        limiter.request()
+        time.advance(0.001)
+    assert len(frames) == 2 + 20  # burst + T * fps: the limiter's bound, met exactly
+    assert frames[1] - frames[0] < 0.01  # the burst
+    # Then one frame per 1 / fps, on the bucket's refill schedule.
+    assert frames[2:] == [pytest.approx(100.05 + 0.05 * k) for k in range(20)]
 
 
 def test_a_tick_at_the_frame_rate_never_waits_for_a_slot() -> None:
     """Requests at exactly ``fps``, out of phase with the first frame: each is sent after
     ``coalesce`` only (a fixed frame clock would make each wait for its slot)."""
-
-    async def main() -> list[float]:
-        loop = asyncio.get_running_loop()
-        waits: list[float] = []
-        asked = [0.0]
-        limiter = FrameLimiter(lambda: waits.append(loop.time() - asked[0]), fps=10)
+    time = VirtualTime()
+    waits: list[float] = []
+    asked = [0.0]
+    limiter = FrameLimiter(
+        lambda: waits.append(time.now - asked[0]),
+        fps=10,
+        clock=time.clock,
+        call_later=time.call_later,
+    )
+    limiter.request()
+    time.advance(0.037)
+    for _ in range(10):
+        asked[0] = time.now
         limiter.request()
-        await asyncio.sleep(0.037)
-        start = loop.time()
-        for n in range(10):
-            await asyncio.sleep(max(0.0, start + n * 0.1 - loop.time()))
-            asked[0] = loop.time()
-            limiter.request()
-        await asyncio.sleep(0.05)
-        return waits[1:]
+        time.advance(0.1)
+    assert waits[1:] == [pytest.approx(limiter.coalesce)] * 10
 
-    waits = asyncio.run(main())
-    assert len(waits) == 10
-    assert max(waits) < 0.05, waits
+
+def test_an_empty_bucket_delays_the_frame_until_a_token_is_earned() -> None:
+    time = VirtualTime()
+    frames: list[float] = []
+    limiter = FrameLimiter(
+        lambda: frames.append(time.now),
+        fps=10,
+        coalesce=0.0,
+        burst=1,
+        clock=time.clock,
+        call_later=time.call_later,
+    )
+    limiter.request()
+    time.advance(0.0)
+    limiter.request()
+    assert limiter.scheduled
+    time.advance(0.099)
+    assert len(frames) == 1
+    time.advance(0.001)
+    assert frames == [100.0, pytest.approx(100.1)]
 
 
 def test_unpaced_and_closed() -> None:

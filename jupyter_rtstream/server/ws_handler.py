@@ -1,0 +1,194 @@
+"""``rtstream/ws``: the WebSocket handler, a thin shell around the pure session.
+
+It owns no protocol logic: it feeds frames to a
+:class:`~jupyter_rtstream.core.session.ServerSession`, and when the session's waker fires
+(via the per-server :class:`~.flush.Flusher`) it writes what
+:meth:`~jupyter_rtstream.core.session.ServerSession.frames_to_send` returns, as pre-built
+frame bytes, awaiting the socket so that a slow client backs up into its own bounded
+outbox (and nobody else's). It asks the session, never the outbox or the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..core.errors import CloseCode, close_reason
+from ..core.hub import Frame
+from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
+from ..core.session import ServerSession
+from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin
+from .wire import wire_bytes
+
+
+class StreamWebSocketHandler(
+    WebSocketMixin, WebSocketHandler, RtstreamHandlerMixin, JupyterHandler
+):
+    """``rtstream/ws``: the typed protocol over one WebSocket per client."""
+
+    auth_resource = AUTH_RESOURCE
+    session: ServerSession
+
+    def set_default_headers(self) -> None:
+        """No CSP/cache headers on an upgrade (as jupyter_server's kernel socket)."""
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {} if self.app.websocket_compression else None
+
+    @property
+    def max_message_size(self) -> int:
+        # The session answers oversize frames with a JSON close reason; Tornado's own limit
+        # sits above it and only stops absurd frames before they are buffered whole.
+        return int(self.app.max_message_size) * 4
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    @ws_authenticated
+    @authorized
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        offered = [
+            p.strip()
+            for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
+        ours = [p for p in offered if p.startswith(SUBPROTOCOL_PREFIX)]
+        if ours and SUBPROTOCOL not in ours:
+            raise web.HTTPError(
+                400, f"unsupported rtstream subprotocol(s) {ours}; this server speaks {SUBPROTOCOL}"
+            )
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self.set_nodelay(True)
+        self._closing = False
+        self._pending: asyncio.Future[None] | None = None
+        app = self.app
+        self.session = ServerSession(
+            app.hub,
+            app.instruments,
+            uuid.uuid4().hex,
+            limits=app.limits,
+            waker=self._on_outbox,
+            heartbeat_interval=app.heartbeat_interval,
+            server_version=app.version,
+        )
+        app.connections.add(self)
+        self.session.opened()
+        self.log.debug("rtstream: client %s connected", self.session.client_id)
+
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.session.receive_binary()
+        else:
+            self.session.receive_text(message)
+
+    def on_close(self) -> None:
+        self._closing = True
+        # Tornado also calls this when the peer leaves before open() ran (no session yet).
+        session: ServerSession | None = getattr(self, "session", None)
+        if session is None:
+            return
+        self.app.connections.discard(self)
+        session.closed()
+        self.log.debug("rtstream: client %s disconnected (%s)", session.client_id, self.close_code)
+
+    def shutdown(self, code: int, reason: str) -> None:
+        """Close from the server side (used on server shutdown)."""
+        self.session.close(code, reason)
+
+    def _on_outbox(self) -> None:
+        """The session's waker: its outbox has frames, or a close was requested. Flushed
+        in the next loop iteration, together with every other woken connection."""
+        self.app.flusher.wake(self)
+
+    def write_pending(self) -> None:
+        """Write the whole outbox now, unless a write to this socket is still pending: then
+        the outbox keeps filling (and conflating) until that write completes."""
+        if self._closing:
+            return
+        try:
+            self._flush_now()
+        except Exception:  # never leave a connection that can no longer be woken
+            self.log.exception("rtstream: flushing client %s failed", self.session.client_id)
+            self._closing = True
+            self.close(CloseCode.INTERNAL_ERROR, close_reason("INTERNAL_ERROR", 1.0))
+
+    def _flush_now(self) -> None:
+        session = self.session
+        close = session.close_request
+        pending = self._pending
+        if pending is not None and not pending.done():
+            if close is not None:
+                # A write is pending, e.g. on a socket that does not drain (the usual reason
+                # for a 1013): close now instead of after a write that may never finish.
+                # Frames still queued (an error before a 1008/1009, alerts before a 1001)
+                # go behind the pending write; a 1013 discarded its queue already. Tornado
+                # aborts the connection if the close handshake does not finish in 5 s.
+                frames = session.frames_to_send()
+                stream = getattr(self.ws_connection, "stream", None)
+                if frames and stream is not None and not stream.closed():
+                    stream.write(wire_bytes(frames))
+                self._closing = True
+                self.close(*close)
+            return
+        frames = session.frames_to_send()
+        if frames and not self._write(frames):
+            self._closing = True
+            return
+        close = session.close_request
+        if close is not None:
+            self._closing = True
+            self.close(*close)
+
+    def _write(self, frames: list[Frame]) -> bool:
+        """Start writing ``frames``; False when the connection is gone."""
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return False
+        stream = getattr(conn, "stream", None)
+        try:
+            if stream is not None and getattr(conn, "_compressor", None) is None:
+                # One syscall for the batch; frame bytes shared with every other client.
+                data = wire_bytes(frames)
+                if not stream.writing() and stream.socket is not None:
+                    # Nothing queued in Tornado: send directly (no Future, no buffer copy);
+                    # Tornado takes over only what the kernel did not accept at once.
+                    try:
+                        sent = stream.socket.send(data)
+                    except (BlockingIOError, InterruptedError):
+                        sent = 0
+                    except OSError:
+                        sent = 0  # let stream.write() below meet the error and close
+                    if sent == len(data):
+                        return True
+                    data = data[sent:]
+                future = stream.write(data)
+            else:
+                for frame in frames:
+                    future = self.write_message(frame.text)
+        except (StreamClosedError, WebSocketClosedError):
+            return False
+        if future.done():
+            return not future.cancelled() and future.exception() is None
+        self._pending = future
+        future.add_done_callback(self._write_done)
+        return True
+
+    def _write_done(self, future: asyncio.Future[None]) -> None:
+        if self._pending is future:
+            self._pending = None
+        if not future.cancelled() and future.exception() is None:
+            self.app.flusher.wake(self)  # what queued while the socket was busy
+
+    def on_finish(self) -> None:
+        self._closing = True
