@@ -19,6 +19,14 @@ It owns the connection state machine and reconnect policy (:mod:`.state`), the
 subscriptions and resume positions (:class:`~.state.SubscriptionBook`), the request/ack
 table (:mod:`.requests`), heartbeat deadlines, gap detection and alert gap filling,
 version checks and invalid-frame counting.
+
+Reconnection: when a connection ends (a close, a network cut, or no frame for
+``missed_heartbeats`` heartbeat intervals: a half-open socket), the next attempt waits a
+full-jitter backoff delay (at least the close's ``retry_after``); the attempt counter resets
+when a ``connection_status`` arrives. Every subscription is then renewed with ``resume_from``
+and ``epoch``; replayed duplicates are dropped, so each message is delivered once, in order.
+An unrecoverable resume (``ack.recovered`` false) becomes a :class:`~.state.GapEvent`, after
+the alert history fills the gap on alert topics. HTTP 401/403 on the upgrade is final.
 """
 
 from __future__ import annotations

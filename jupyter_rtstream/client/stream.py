@@ -13,68 +13,48 @@ The split: :mod:`.protocol` takes every decision (what to send, what to deliver,
 connection is dead, how long to wait before retrying, which gap to report); this module only
 moves bytes and time: it opens Tornado WebSockets, feeds frames and the loop's clock to the
 protocol, writes what it returns, sleeps until its next deadline, and turns its events into
-callbacks, the ``async for`` queue and the futures of ``subscribe``/``unsubscribe``/``ping``.
+callbacks, the ``async for`` queue (:mod:`.dispatch`) and the futures of
+``subscribe``/``unsubscribe``/``ping``. Tornado's objects stay in :mod:`.transport`.
 
 Everything runs on the running event loop (a plain ``asyncio.run`` script or ipykernel's
 loop): no threads except discovery's file reads (``asyncio.to_thread``), no blocking calls,
 none in a constructor. ``Stream(...).start()`` starts the background task without awaiting
 anything (top-level ``await`` is optional in a notebook).
 
-Reconnection (decided by the protocol): when a connection ends (server close, network cut,
-or no frame for ``missed_heartbeats`` times the server's ``heartbeat_interval``: a half-open
-socket), the stream waits a full-jitter backoff delay (at least the close reason's
-``retry_after``) and reconnects; the attempt counter resets when the server's
-``connection_status`` arrives. Every subscription is then renewed with ``resume_from`` = the
-last ``seq`` seen and its ``epoch``: the server replays what was missed, the protocol drops
-what was already delivered, so the application sees each message once, in order. When the
-server cannot recover (``ack.recovered`` false) the stream emits a :class:`~.state.GapEvent`
-(``stream.on("gap", cb)``) and, for alert topics, first fills the gap from
-``GET rtstream/api/alerts?since=``. An HTTP 401/403 on the upgrade is final
-(``AuthenticationError``); so is ``close()``.
+How the stream reconnects, resumes and reports gaps is decided in :mod:`.protocol`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import json
-import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeVar, overload
 
-from pydantic import ValidationError
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
 
-from ..core.messages import SERVER_MESSAGE_TYPES, SUBPROTOCOL, Ack, AlertPayload, utc_now
+from ..core.messages import Ack, AlertPayload, utc_now
 from .discovery import ServerInfo, discover
-from .errors import ClientError, DiscoveryError, NotConnectedError, StreamClosed
+from .dispatch import EVENTS, Callback, Dispatcher
+from .errors import DiscoveryError, NotConnectedError, StreamClosed
 from .events import (
     ConnectionDead,
     ControlReceived,
     Delivered,
     FetchAlerts,
     RequestOutcome,
-    StreamedMessage,
 )
 from .options import StreamOptions
-from .protocol import FINAL_HTTP, ClientProtocol
+from .protocol import ClientProtocol, log
 from .state import CloseInfo, ConnectionState, GapEvent, StateChange, StreamStats
+from .transport import Socket, describe_http_error, fetch_alert_history
 
 __all__ = ["EVENTS", "Stream", "StreamOptions", "connect"]
 
-log = logging.getLogger("jupyter_rtstream.client")
-
-Callback: TypeAlias = Callable[[Any], Any]
-
-#: Events ``Stream.on`` accepts: every server message type, ``"*"`` (any server message),
-#: ``"gap"`` (:class:`GapEvent`) and ``"state"`` (:class:`StateChange`).
-EVENTS = frozenset({*SERVER_MESSAGE_TYPES, "*", "gap", "state"})
+T = TypeVar("T")
 
 
 async def connect(url: str | None = None, token: str | None = None, **options: Any) -> Stream:
@@ -98,50 +78,24 @@ async def connect(url: str | None = None, token: str | None = None, **options: A
     return stream
 
 
-@dataclass
-class _Handler:
-    callback: Callback
-    topic: str | None
+class _Mirror(Generic[T]):
+    """A read-only :class:`Stream` attribute: the protocol's attribute of the same name."""
 
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
 
-class _Socket:
-    """The Tornado side of one connection attempt (the protocol's ``Link`` of the same id)."""
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-    def __init__(self, link: int) -> None:
-        self.link = link
-        self.ws: WebSocketClientConnection | None = None
-        self.closed = asyncio.Event()
-        #: Set when the watcher must re-plan: closed, or the protocol's deadline moved up.
-        self.wakeup = asyncio.Event()
-        self.wake_at: float | None = None
-        self.dropped = False
-
-    def abort(self) -> None:
-        """Drop the socket now, without a closing handshake (dead or replaced connection)."""
-        self.dropped = True
-        ws = self.ws
-        if ws is not None:
-            iostream = getattr(ws.protocol, "stream", None)
-            with contextlib.suppress(Exception):
-                ws.close()
-            if iostream is not None:
-                iostream.close()
-        self.closed.set()
-        self.wakeup.set()
-
-    async def close(self, timeout: float) -> None:
-        """Closing handshake (code 1000), then drop the socket if the server is silent."""
-        ws = self.ws
-        if ws is not None and not self.closed.is_set():
-            iostream = getattr(ws.protocol, "stream", None)
-            with contextlib.suppress(Exception):
-                ws.close(1000, "client closed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), timeout)
-            if iostream is not None and not iostream.closed():
-                iostream.close()
-        self.closed.set()
-        self.wakeup.set()
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Mirror[T]: ...
+    @overload
+    def __get__(self, obj: Stream, owner: type) -> T: ...
+    def __get__(self, obj: Stream | None, owner: type) -> _Mirror[T] | T:
+        if obj is None:
+            return self
+        value: T = getattr(obj._proto, self.name)
+        return value
 
 
 class Stream:
@@ -158,6 +112,19 @@ class Stream:
     :attr:`heartbeat_interval`, :attr:`conflated`, :attr:`subscriptions`.
     """
 
+    state = _Mirror[ConnectionState]("connecting, connected, reconnecting or disconnected.")
+    last_error = _Mirror[BaseException | None]("Why the last connection or attempt ended.")
+    last_close = _Mirror[CloseInfo | None](
+        "The last close the server sent (code, reason, retry_after) or a heartbeat timeout; "
+        "unlike last_error, failed reconnection attempts leave it alone."
+    )
+    next_retry_at = _Mirror[datetime | None]("UTC time of the next attempt, if one is due.")
+    epoch = _Mirror[str | None]("The server's epoch (seqs restart when it changes).")
+    client_id = _Mirror[str | None]("The id the server gave the current connection.")
+    heartbeat_interval = _Mirror[float | None]("The server's heartbeat interval (s).")
+    conflated = _Mirror[int]("Messages the server conflated for this client (it lagged).")
+    stats = _Mirror[StreamStats]("Counters of this stream; never reset.")
+
     def __init__(
         self,
         url: str | None = None,
@@ -173,21 +140,16 @@ class Stream:
         self._server = server
         self._lookup = (url, token)
         self._proto = ClientProtocol(self.options)
-        self._handlers: dict[str, list[_Handler]] = {}
-        self._queue: deque[Any] = deque()
-        self._queue_event = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._finished = asyncio.Event()
+        self._app = Dispatcher(self._proto.stats, self.options.queue_size)
+        #: Set on every state change (wait_connected re-checks the state).
+        self._state_changed = asyncio.Event()
         self._futures: dict[int, asyncio.Future[Ack | None]] = {}
-        self._socket: _Socket | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._socket: Socket | None = None
         self._task: asyncio.Task[None] | None = None
         #: The backoff wait (tests swap in a fake clock).
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         if on_state_change is not None:
             self.on("state", on_state_change)
-
-    # ------------------------------------------------------------------ observable state
 
     @property
     def server(self) -> ServerInfo:
@@ -197,49 +159,9 @@ class Stream:
         return self._server
 
     @property
-    def state(self) -> ConnectionState:
-        return self._proto.state
-
-    @property
     def attempts(self) -> int:
         """Failed or lost connections since the last healthy one (0 while connected)."""
         return self._proto.policy.attempts
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """Why the last connection or attempt ended, or the final error."""
-        return self._proto.last_error
-
-    @property
-    def last_close(self) -> CloseInfo | None:
-        """The last close the server sent (code, reason, ``retry_after``) or a heartbeat
-        timeout; unlike :attr:`last_error`, failed reconnection attempts leave it alone."""
-        return self._proto.last_close
-
-    @property
-    def next_retry_at(self) -> datetime | None:
-        """UTC datetime of the next attempt while one is scheduled, else None."""
-        return self._proto.next_retry_at
-
-    @property
-    def epoch(self) -> str | None:
-        return self._proto.epoch
-
-    @property
-    def client_id(self) -> str | None:
-        return self._proto.client_id
-
-    @property
-    def heartbeat_interval(self) -> float | None:
-        return self._proto.heartbeat_interval
-
-    @property
-    def conflated(self) -> int:
-        return self._proto.conflated
-
-    @property
-    def stats(self) -> StreamStats:
-        return self._proto.stats
 
     @property
     def subscriptions(self) -> list[str]:
@@ -276,15 +198,9 @@ class Stream:
                     f"no connection to {self._where()} after {timeout:g}s "
                     f"({self.attempts} failed attempts; last error: {self.last_error})"
                 )
-            waiters = [
-                loop.create_task(self._connected.wait()),
-                loop.create_task(self._finished.wait()),
-            ]
-            try:
-                await asyncio.wait(waiters, timeout=remaining, return_when="FIRST_COMPLETED")
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            self._state_changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._state_changed.wait(), remaining)
 
     def on(self, event: str, callback: Callback, *, topic: str | None = None) -> Callable[[], None]:
         """Call ``callback(item)`` for each ``event``; returns a function that unregisters it.
@@ -296,16 +212,7 @@ class Stream:
         Callbacks may be plain functions or coroutine functions (run as tasks); their
         exceptions are logged and counted in ``stats.callback_errors``, never propagated.
         """
-        if event not in EVENTS:
-            raise ValueError(f"unknown event {event!r}; expected one of {sorted(EVENTS)}")
-        handler = _Handler(callback, topic)
-        self._handlers.setdefault(event, []).append(handler)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._handlers.get(event, []).remove(handler)
-
-        return remove
+        return self._app.on(event, callback, topic)
 
     async def subscribe(self, kind: str, symbol: str, *, timeout: float | None = None) -> Ack:
         """Subscribe to ``kind`` (market_data, technical_indicators, analytics, alerts) of
@@ -360,10 +267,15 @@ class Stream:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for aux in list(self._tasks):
-            aux.cancel()
+        self._app.cancel_tasks()
         self._proto.finish(None)
         self._process()
+
+    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
+        """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
+        return await fetch_alert_history(
+            self.server, self.options, since, self._proto.count_invalid
+        )
 
     def __aiter__(self) -> Stream:
         return self
@@ -374,14 +286,15 @@ class Stream:
         Several concurrent ``async for`` loops share one queue. Iteration ends after
         ``close()``, and raises the final error (e.g. AuthenticationError) if there is one.
         """
-        while not self._queue:
-            if self._finished.is_set():
+        queue = self._app.queue
+        while not queue:
+            if self._proto.finished:
                 if self._proto.final_error is not None:
                     raise self._proto.final_error
                 raise StopAsyncIteration
-            self._queue_event.clear()
-            await self._queue_event.wait()
-        return self._queue.popleft()
+            self._app.queued.clear()
+            await self._app.queued.wait()
+        return queue.popleft()
 
     async def __aenter__(self) -> Stream:
         self.start()
@@ -402,31 +315,6 @@ class Stream:
             f"<Stream {where} {self.state.value} attempts={self.attempts} "
             f"subscriptions={self.subscriptions}>"
         )
-
-    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
-        request = HTTPRequest(
-            self.server.api_url(f"rtstream/api/alerts?since={int(since)}"),
-            headers=self.server.headers(),
-            request_timeout=self.options.request_timeout,
-            validate_cert=self.options.validate_cert,
-        )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code != 200:
-            raise ClientError(f"GET rtstream/api/alerts answered HTTP {response.code}")
-        try:
-            items = json.loads(response.body)["alerts"]
-            if not isinstance(items, list):
-                raise TypeError("'alerts' is not a list")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ClientError(f"GET rtstream/api/alerts: unexpected body ({exc})") from None
-        payloads = []
-        for item in items:
-            try:
-                payloads.append(AlertPayload.model_validate(item))
-            except ValidationError as exc:
-                self._proto.count_invalid(f"alert history item: {exc.error_count()} errors")
-        return payloads
 
     # ------------------------------------------------------------------ connection loop
 
@@ -458,19 +346,15 @@ class Stream:
     async def _attempt(self) -> None:
         """One connection: open it, then watch it until it ends or goes silent."""
         loop, proto, server = asyncio.get_running_loop(), self._proto, self.server
-        sock = self._socket = _Socket(proto.begin_attempt(loop.time()))
+        sock = self._socket = Socket(proto.begin_attempt(loop.time()))
         try:
-            sock.ws = await self._open(sock)
+            await sock.open(server, self.options, lambda raw: self._on_frame(sock, raw))
         except HTTPClientError as exc:
-            proto.connection_failed(
-                self._describe_http_error(exc), loop.time(), utc_now(), http_status=exc.code
-            )
+            why = describe_http_error(server, exc)
+            proto.connection_failed(why, loop.time(), utc_now(), http_status=exc.code)
         except Exception as exc:  # refused, reset, timeout, TLS, non-WebSocket answer...
-            proto.connection_failed(
-                f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}",
-                loop.time(),
-                utc_now(),
-            )
+            why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
+            proto.connection_failed(why, loop.time(), utc_now())
         else:
             if proto.closing:
                 await sock.close(timeout=1.0)
@@ -482,38 +366,7 @@ class Stream:
             sock.abort()
             self._process()
 
-    async def _open(self, sock: _Socket) -> WebSocketClientConnection:
-        o = self.options
-        request = HTTPRequest(
-            self.server.ws_url,
-            headers=self.server.headers(),
-            connect_timeout=o.open_timeout,
-            request_timeout=o.open_timeout,
-            validate_cert=o.validate_cert,
-        )
-        return await websocket_connect(
-            request,
-            on_message_callback=lambda raw: self._on_frame(sock, raw),
-            subprotocols=[SUBPROTOCOL] if o.subprotocol else None,
-        )
-
-    def _describe_http_error(self, exc: HTTPClientError) -> str:
-        server = self.server
-        if exc.code in FINAL_HTTP:
-            return (
-                f"the server at {server.url} refused our credentials (HTTP {exc.code}) "
-                f"for {server.ws_url}; token from {server.source}"
-                f"{'' if server.token else ' (no token)'}. Not retrying: pass the "
-                "right token= or set JUPYTER_RTSTREAM_TOKEN."
-            )
-        if exc.code == 599:
-            return f"could not connect to {server.ws_url}: {exc.message}"
-        hint = ""
-        if exc.code == 404:
-            hint = " (is the jupyter_rtstream server extension enabled at this base URL?)"
-        return f"WebSocket upgrade to {server.ws_url} refused: HTTP {exc.code}{hint}"
-
-    async def _watch(self, sock: _Socket) -> None:
+    async def _watch(self, sock: Socket) -> None:
         """Sleep until the socket closes or the protocol's deadline; let it judge."""
         loop, proto = asyncio.get_running_loop(), self._proto
         while not sock.closed.is_set():
@@ -526,12 +379,10 @@ class Stream:
             self._process()  # a ConnectionDead event aborts the socket
             if sock.dropped:
                 return
-        ws = sock.ws
-        proto.connection_closed(
-            ws.close_code if ws else None, ws.close_reason if ws else None, loop.time(), utc_now()
-        )
+        code, reason = (sock.ws.close_code, sock.ws.close_reason) if sock.ws else (None, None)
+        proto.connection_closed(code, reason, loop.time(), utc_now())
 
-    def _on_frame(self, sock: _Socket, raw: str | bytes | None) -> None:
+    def _on_frame(self, sock: Socket, raw: str | bytes | None) -> None:
         if sock.dropped or sock is not self._socket:
             return
         if raw is None:
@@ -544,42 +395,34 @@ class Stream:
             sock.wakeup.set()  # e.g. the first connection_status: heartbeats from now on
         self._process()
 
-    def _live(self) -> _Socket | None:
+    def _live(self) -> Socket | None:
         sock = self._socket
-        if sock is None or not self._proto.live or sock.closed.is_set():
-            return None
-        return sock
+        return sock if sock is not None and self._proto.live and sock.writable else None
 
     # ------------------------------------------------------------------ protocol events
 
     def _process(self) -> None:
         """Carry out what the protocol decided, then write what it wants sent."""
+        app = self._app
         for event in self._proto.events_received():
             if isinstance(event, Delivered):
-                self._deliver(event.message)
+                app.deliver(event.message, event.message.topic, queue=True)
             elif isinstance(event, ControlReceived):
-                message = event.message
-                self._emit(message.message_type, message, None)
-                self._emit("*", message, None)
-                if self.options.control_messages:
-                    self._enqueue(message)
+                app.deliver(event.message, None, queue=self.options.control_messages)
             elif isinstance(event, RequestOutcome):
                 self._resolve(event)
             elif isinstance(event, GapEvent):
-                self._emit("gap", event, event.topic)
+                app.emit("gap", event, event.topic)
             elif isinstance(event, StateChange):
                 self._on_state(event)
             elif isinstance(event, FetchAlerts):
-                self._spawn(self._fill_alerts(event))
+                app.spawn(self._fill_alerts(event))
             elif isinstance(event, ConnectionDead):
                 sock = self._socket
                 if sock is not None and sock.link == event.connection:
                     sock.abort()
-        self._flush()
-
-    def _flush(self) -> None:
         sock = self._socket
-        if sock is None or sock.ws is None or sock.dropped or sock.closed.is_set():
+        if sock is None or sock.ws is None or not sock.writable:
             return  # queued texts wait for the socket; a new connection discards them
         for text in self._proto.data_to_send():
             try:
@@ -589,14 +432,10 @@ class Stream:
             written.add_done_callback(_ignore_write_error)
 
     def _on_state(self, change: StateChange) -> None:
-        if change.state is ConnectionState.CONNECTED:
-            self._connected.set()
-        else:
-            self._connected.clear()
+        self._state_changed.set()
         if change.state is ConnectionState.DISCONNECTED:
-            self._finished.set()
-            self._queue_event.set()
-        self._emit("state", change, None)
+            self._app.queued.set()  # async-for loops end
+        self._app.emit("state", change, None)
 
     def _resolve(self, outcome: RequestOutcome) -> None:
         future = self._futures.pop(outcome.ticket, None)
@@ -622,45 +461,6 @@ class Stream:
                 future.cancel()
                 self._futures.pop(ticket, None)
                 self._proto.forget(ticket)
-
-    def _deliver(self, message: StreamedMessage) -> None:
-        self._emit(message.message_type, message, message.topic)
-        self._emit("*", message, message.topic)
-        self._enqueue(message)
-
-    def _enqueue(self, message: Any) -> None:
-        size = self.options.queue_size
-        if size <= 0:
-            return
-        if len(self._queue) >= size:
-            self._queue.popleft()
-            self.stats.queue_overflow += 1
-        self._queue.append(message)
-        self._queue_event.set()
-
-    def _emit(self, event: str, item: Any, topic: str | None) -> None:
-        for handler in list(self._handlers.get(event, ())):
-            if handler.topic is not None and handler.topic != topic:
-                continue
-            try:
-                result = handler.callback(item)
-                if inspect.isawaitable(result):
-                    self._spawn(self._await_callback(result))
-            except Exception:
-                self.stats.callback_errors += 1
-                log.exception("rtstream: %s callback failed", event)
-
-    async def _await_callback(self, awaitable: Awaitable[Any]) -> None:
-        try:
-            await awaitable
-        except Exception:
-            self.stats.callback_errors += 1
-            log.exception("rtstream: async callback failed")
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _fill_alerts(self, request: FetchAlerts) -> None:
         history: list[AlertPayload] | None = None
