@@ -1,6 +1,8 @@
 """Python client of the rtstream protocol: discovery, reconnection, resume, typed dispatch.
 
-``stream = await jupyter_rtstream.connect()`` (see :mod:`.stream`). Imports tornado and
+``stream = await jupyter_rtstream.connect()`` (see :mod:`.stream`). The decisions live in
+the sans-I/O :class:`~.protocol.ClientProtocol` (with :mod:`.state`, :mod:`.requests` and
+:mod:`.events`); :mod:`.stream` is its asyncio adapter. Imports tornado and
 pydantic only; jupyter_server is imported lazily, and only when discovery falls back to
 the running-server files.
 """
@@ -17,13 +19,24 @@ from .errors import (
     RequestError,
     StreamClosed,
 )
-from .state import ConnectionState, GapEvent, ReconnectPolicy, StateChange, StreamStats
-from .stream import EVENTS, Stream, StreamOptions, connect
+from .options import StreamOptions
+from .protocol import ClientProtocol
+from .state import (
+    CloseInfo,
+    ConnectionState,
+    GapEvent,
+    ReconnectPolicy,
+    StateChange,
+    StreamStats,
+)
+from .stream import EVENTS, Stream, connect
 
 __all__ = [
     "EVENTS",
     "AuthenticationError",
     "ClientError",
+    "ClientProtocol",
+    "CloseInfo",
     "ConnectionLost",
     "ConnectionState",
     "DiscoveryError",

@@ -5,7 +5,8 @@ Error tree (continues :mod:`jupyter_rtstream.core.errors`)::
     RtstreamError
     └── ClientError                 anything the client raises on purpose
         ├── DiscoveryError          no server found; the message lists every place tried
-        ├── NotConnectedError       the request needs a live connection and there is none now
+        ├── NotConnectedError       the request needs a live connection (or a discovered
+        │                           server) and there is none now
         ├── StreamClosed            the stream is closed for good (close() or a final error)
         │   └── AuthenticationError the server refused the credentials (HTTP 401/403): final
         ├── ConnectionLost          why the last connection ended (the stream reconnects)
@@ -62,4 +63,8 @@ class RequestError(ClientError):
 
 
 class ConnectionLost(ClientError):
-    """Why the last connection ended (kept in ``stream.last_error``; the stream reconnects)."""
+    """Why the last connection ended (kept in ``stream.last_error``; the stream reconnects).
+
+    The close frame itself (code, reason, ``retry_after``) is ``stream.last_close``, which a
+    later failed attempt does not overwrite.
+    """

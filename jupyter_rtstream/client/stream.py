@@ -1,4 +1,4 @@
-"""The asyncio client: one background task keeps a WebSocket to the server alive.
+"""The asyncio client: a thin I/O adapter around :class:`~.protocol.ClientProtocol`.
 
 ::
 
@@ -9,132 +9,52 @@
         ...
     await stream.close()
 
-Everything runs on the running event loop (a plain ``asyncio.run`` script or ipykernel's
-loop): no threads, no blocking calls. ``Stream(...).start()`` starts the background task
-without awaiting anything (top-level ``await`` is optional in a notebook).
+The split: :mod:`.protocol` takes every decision (what to send, what to deliver, when a
+connection is dead, how long to wait before retrying, which gap to report); this module only
+moves bytes and time: it opens Tornado WebSockets, feeds frames and the loop's clock to the
+protocol, writes what it returns, sleeps until its next deadline, and turns its events into
+callbacks, the ``async for`` queue (:mod:`.dispatch`) and the futures of
+``subscribe``/``unsubscribe``/``ping``. Tornado's objects stay in :mod:`.transport`.
 
-Reconnection: when a connection ends (server close, network cut, or no frame for
-``missed_heartbeats`` times the server's ``heartbeat_interval``: a half-open socket), the stream
-waits a full-jitter backoff delay (at least the close reason's ``retry_after``) and
-reconnects; the attempt counter resets when the server's ``connection_status`` arrives. Then
-every subscription is renewed with ``resume_from`` = the last ``seq`` seen and its
-``epoch``: the server replays what was missed, the stream drops what was already delivered,
-so the application sees each message once, in order. When the server cannot recover
-(``ack.recovered`` false: it restarted, or the gap is older than its replay buffer) the
-stream emits a :class:`~.state.GapEvent` (``stream.on("gap", cb)``) and, for alert topics,
-first fills the gap from ``GET rtstream/api/alerts?since=``. An HTTP 401/403 on the upgrade
-is final (``AuthenticationError``); so is ``close()``.
+Everything runs on the running event loop (a plain ``asyncio.run`` script or ipykernel's
+loop): no threads except discovery's file reads (``asyncio.to_thread``), no blocking calls,
+none in a constructor. ``Stream(...).start()`` starts the background task without awaiting
+anything (top-level ``await`` is optional in a notebook).
+
+How the stream reconnects, resumes and reports gaps is decided in :mod:`.protocol`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import itertools
-import json
-import logging
-import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeVar, overload
 
-from pydantic import ValidationError
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
 
-from ..core.codec import decode_server, encode
-from ..core.errors import ProtocolError
-from ..core.messages import (
-    PROTOCOL_MAJOR,
-    SERVER_MESSAGE_TYPES,
-    SUBPROTOCOL,
-    Ack,
-    Alert,
-    AlertPayload,
-    AnalyticsUpdate,
-    ConnectionStatus,
-    Error,
-    MarketData,
-    Ping,
-    TechnicalIndicators,
-    Unsubscribe,
-    topic_for,
-    utc_now,
-)
+from ..core.messages import Ack, AlertPayload, utc_now
 from .discovery import ServerInfo, discover
-from .errors import (
-    AuthenticationError,
-    ClientError,
-    ConnectionLost,
-    NotConnectedError,
-    RequestError,
-    StreamClosed,
+from .dispatch import EVENTS, Callback, Dispatcher
+from .errors import DiscoveryError, NotConnectedError, StreamClosed
+from .events import (
+    ConnectionDead,
+    ControlReceived,
+    Delivered,
+    FetchAlerts,
+    RequestOutcome,
 )
-from .state import (
-    CloseInfo,
-    ConnectionState,
-    GapEvent,
-    ReconnectPolicy,
-    StateChange,
-    StreamStats,
-    SubscriptionBook,
-    TopicState,
-    normalize_kind,
-    normalize_symbol,
-)
+from .options import StreamOptions
+from .protocol import ClientProtocol, log
+from .state import CloseInfo, ConnectionState, GapEvent, StateChange, StreamStats
+from .transport import Socket, describe_http_error, fetch_alert_history
 
-log = logging.getLogger("jupyter_rtstream.client")
+__all__ = ["EVENTS", "Stream", "StreamOptions", "connect"]
 
-ServerMessage: TypeAlias = (
-    MarketData | TechnicalIndicators | AnalyticsUpdate | Alert | ConnectionStatus | Ack | Error
-)
-StreamedMessage: TypeAlias = MarketData | TechnicalIndicators | AnalyticsUpdate | Alert
-Callback: TypeAlias = Callable[[Any], Any]
-
-#: Events ``Stream.on`` accepts: every server message type, ``"*"`` (any server message),
-#: ``"gap"`` (:class:`GapEvent`) and ``"state"`` (:class:`StateChange`).
-EVENTS = frozenset({*SERVER_MESSAGE_TYPES, "*", "gap", "state"})
-PROTOCOL_MAJOR_TEXT = str(PROTOCOL_MAJOR)
-_FINAL_HTTP = {401, 403}
-#: Refusals that mean "wrong URL / not this server" before we ever connected.
-_WRONG_ENDPOINT_HTTP = {400, 404}
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Tuning knobs, passed as keyword arguments to :func:`connect` / :class:`Stream`."""
-
-    #: Full-jitter exponential backoff: delay before retry n is uniform(0, min(cap, base*2**n)).
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    backoff_factor: float = 2.0
-    #: Random source of the jitter (tests pass a seeded one).
-    rng: random.Random | None = None
-    #: A connection silent for this many heartbeat intervals is dead (half-open): replace it.
-    missed_heartbeats: float = 2.0
-    #: Heartbeat interval assumed until the server announces its own (seconds).
-    heartbeat_interval: float = 15.0
-    #: Budget of one attempt: TCP connect + WebSocket upgrade + first connection_status.
-    open_timeout: float = 10.0
-    #: ``connect()`` gives up when not connected after this long (retrying meanwhile).
-    connect_timeout: float = 30.0
-    #: How long subscribe / unsubscribe / ping wait for the server's ack.
-    request_timeout: float = 10.0
-    #: Messages buffered for ``async for`` (the oldest are dropped beyond; 0 disables).
-    queue_size: int = 10_000
-    #: Also yield connection_status, ack and error messages from ``async for``.
-    control_messages: bool = False
-    #: After an unrecoverable gap on an alert topic, fetch the missed alerts over REST.
-    alert_gap_fill: bool = True
-    #: Offer the ``rtstream.v1`` WebSocket subprotocol.
-    subprotocol: bool = True
-    #: Verify TLS certificates (https servers).
-    validate_cert: bool = True
+T = TypeVar("T")
 
 
 async def connect(url: str | None = None, token: str | None = None, **options: Any) -> Stream:
@@ -158,97 +78,52 @@ async def connect(url: str | None = None, token: str | None = None, **options: A
     return stream
 
 
-@dataclass
-class _Handler:
-    callback: Callback
-    topic: str | None
+class _Mirror(Generic[T]):
+    """A read-only :class:`Stream` attribute: the protocol's attribute of the same name."""
 
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
 
-@dataclass
-class _Pending:
-    action: str
-    topic: str | None
-    conn: _Connection
-    future: asyncio.Future[Ack] | None = None
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-
-class _Connection:
-    """One WebSocket connection attempt and what we learnt from its connection_status."""
-
-    def __init__(self, stream: Stream) -> None:
-        loop = asyncio.get_running_loop()
-        self.stream = stream
-        self.loop = loop
-        self.ws: WebSocketClientConnection | None = None
-        self.ready = asyncio.Event()
-        self.closed = asyncio.Event()
-        #: Set when the watchdog must re-plan: closed, or the first connection_status came.
-        self.wakeup = asyncio.Event()
-        self.opened_at = loop.time()
-        self.last_received = self.opened_at
-        self.statuses = 0
-        self.epoch: str | None = None
-        self.client_id: str | None = None
-        self.heartbeat_interval: float | None = None
-        self.dead = False
-
-    def on_frame(self, raw: str | bytes | None) -> None:
-        if self.dead:
-            return
-        if raw is None:
-            self.closed.set()
-            self.wakeup.set()
-            return
-        self.last_received = self.loop.time()
-        self.stream._on_frame(self, raw)
-
-    async def send(self, text: str) -> None:
-        ws = self.ws
-        if ws is None or self.closed.is_set():
-            raise NotConnectedError("the connection is closed")
-        try:
-            await ws.write_message(text)
-        except (WebSocketClosedError, StreamClosedError) as exc:
-            raise NotConnectedError("the connection closed while sending") from exc
-
-    def abort(self) -> None:
-        """Drop the socket now, without a closing handshake (dead or replaced connection)."""
-        self.dead = True
-        ws = self.ws
-        if ws is None:
-            return
-        iostream = getattr(ws.protocol, "stream", None)
-        with contextlib.suppress(Exception):
-            ws.close()
-        if iostream is not None:
-            iostream.close()
-        self.closed.set()
-        self.wakeup.set()
-
-    async def close(self, timeout: float) -> None:
-        """Closing handshake (code 1000), then drop the socket if the server is silent."""
-        ws = self.ws
-        if ws is not None and not self.closed.is_set():
-            iostream = getattr(ws.protocol, "stream", None)
-            with contextlib.suppress(Exception):
-                ws.close(1000, "client closed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), timeout)
-            if iostream is not None and not iostream.closed():
-                iostream.close()
-        self.dead = True
-        self.closed.set()
-        self.wakeup.set()
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Mirror[T]: ...
+    @overload
+    def __get__(self, obj: Stream, owner: type) -> T: ...
+    def __get__(self, obj: Stream | None, owner: type) -> _Mirror[T] | T:
+        if obj is None:
+            return self
+        value: T = getattr(obj._proto, self.name)
+        return value
 
 
 class Stream:
     """A self-healing subscription stream to one jupyter-rtstream server.
 
+    ``Stream(server=ServerInfo(...))``, ``Stream(url, token)`` or ``Stream()``: the
+    constructor does no I/O. Without ``server=`` (or without both ``url`` and ``token``) the
+    server is discovered in the background task, off the loop; ``Stream(server=discover())``
+    is the explicit synchronous spelling.
+
     Observable state: :attr:`state` (:class:`ConnectionState`), :attr:`attempts`,
-    :attr:`last_error`, :attr:`next_retry_at`, and ``on("state", cb)``. Counters:
-    :attr:`stats`. Session facts: :attr:`epoch`, :attr:`client_id`,
+    :attr:`last_error`, :attr:`last_close`, :attr:`next_retry_at`, and ``on("state", cb)``.
+    Counters: :attr:`stats`. Session facts: :attr:`epoch`, :attr:`client_id`,
     :attr:`heartbeat_interval`, :attr:`conflated`, :attr:`subscriptions`.
     """
+
+    state = _Mirror[ConnectionState]("connecting, connected, reconnecting or disconnected.")
+    last_error = _Mirror[BaseException | None]("Why the last connection or attempt ended.")
+    last_close = _Mirror[CloseInfo | None](
+        "The last close the server sent (code, reason, retry_after) or a heartbeat timeout; "
+        "unlike last_error, failed reconnection attempts leave it alone."
+    )
+    next_retry_at = _Mirror[datetime | None]("UTC time of the next attempt, if one is due.")
+    epoch = _Mirror[str | None]("The server's epoch (seqs restart when it changes).")
+    client_id = _Mirror[str | None]("The id the server gave the current connection.")
+    heartbeat_interval = _Mirror[float | None]("The server's heartbeat interval (s).")
+    conflated = _Mirror[int]("Messages the server conflated for this client (it lagged).")
+    stats = _Mirror[StreamStats]("Counters of this stream; never reset.")
 
     def __init__(
         self,
@@ -260,90 +135,72 @@ class Stream:
         **options: Any,
     ) -> None:
         self.options = StreamOptions(**options)
-        self.server = server if server is not None else discover(url, token)
-        self.stats = StreamStats()
-        o = self.options
-        self._policy = ReconnectPolicy(o.backoff_base, o.backoff_cap, o.backoff_factor, o.rng)
-        self._book = SubscriptionBook(self.stats)
-        self._state = ConnectionState.CONNECTING
-        self.last_error: BaseException | None = None
-        self.next_retry_at: datetime | None = None
-        self.epoch: str | None = None
-        self.client_id: str | None = None
-        self.heartbeat_interval: float | None = None
-        self.conflated = 0
-        self._handlers: dict[str, list[_Handler]] = {}
-        self._queue: deque[Any] = deque()
-        self._queue_event = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._finished = asyncio.Event()
-        self._conn: _Connection | None = None
-        self._requests: dict[str, _Pending] = {}
-        self._sub_waiters: dict[str, list[asyncio.Future[Ack]]] = {}
-        self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        if server is None and url is not None and token is not None:
+            server = ServerInfo(url, token)  # fully named: nothing to look up
+        self._server = server
+        self._lookup = (url, token)
+        self._proto = ClientProtocol(self.options)
+        self._app = Dispatcher(self._proto.stats, self.options.queue_size)
+        #: Set on every state change (wait_connected re-checks the state).
+        self._state_changed = asyncio.Event()
+        self._futures: dict[int, asyncio.Future[Ack | None]] = {}
+        self._socket: Socket | None = None
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._final_error: BaseException | None = None
-        self._connected_once = False
         #: The backoff wait (tests swap in a fake clock).
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         if on_state_change is not None:
             self.on("state", on_state_change)
 
-    # ------------------------------------------------------------------ public API
-
     @property
-    def state(self) -> ConnectionState:
-        return self._state
+    def server(self) -> ServerInfo:
+        """Where this stream connects (known once discovery ran, if it had to run)."""
+        if self._server is None:
+            raise NotConnectedError("the server is not discovered yet: await wait_connected()")
+        return self._server
 
     @property
     def attempts(self) -> int:
         """Failed or lost connections since the last healthy one (0 while connected)."""
-        return self._policy.attempts
+        return self._proto.policy.attempts
 
     @property
     def subscriptions(self) -> list[str]:
         """Topics this stream keeps subscribed (and renews after reconnects)."""
-        return sorted(state.topic for state in self._book)
+        return sorted(state.topic for state in self._proto.book)
 
     @property
     def closed(self) -> bool:
-        return self._state is ConnectionState.DISCONNECTED
+        return self._proto.finished
+
+    # ------------------------------------------------------------------ public API
 
     def start(self) -> Stream:
         """Start the background connection task on the running loop; returns ``self``."""
-        if self._closing:
+        if self._proto.closing:
             raise StreamClosed("this stream was closed; create a new one")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"rtstream-client {self.server.url}"
+                self._run(), name=f"rtstream-client {self._where()}"
             )
         return self
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for a live connection; raise the final error if the stream gave up."""
-        if self._task is None and not self._closing:
+        if self._task is None and not self._proto.closing:
             self.start()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while self._state is not ConnectionState.CONNECTED:
-            self._raise_if_final()
+        while self.state is not ConnectionState.CONNECTED:
+            self._proto.raise_if_final()
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(
-                    f"no connection to {self.server.ws_url} after {timeout:g}s "
+                    f"no connection to {self._where()} after {timeout:g}s "
                     f"({self.attempts} failed attempts; last error: {self.last_error})"
                 )
-            waiters = [
-                loop.create_task(self._connected.wait()),
-                loop.create_task(self._finished.wait()),
-            ]
-            try:
-                await asyncio.wait(waiters, timeout=remaining, return_when="FIRST_COMPLETED")
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            self._state_changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._state_changed.wait(), remaining)
 
     def on(self, event: str, callback: Callback, *, topic: str | None = None) -> Callable[[], None]:
         """Call ``callback(item)`` for each ``event``; returns a function that unregisters it.
@@ -355,16 +212,7 @@ class Stream:
         Callbacks may be plain functions or coroutine functions (run as tasks); their
         exceptions are logged and counted in ``stats.callback_errors``, never propagated.
         """
-        if event not in EVENTS:
-            raise ValueError(f"unknown event {event!r}; expected one of {sorted(EVENTS)}")
-        handler = _Handler(callback, topic)
-        self._handlers.setdefault(event, []).append(handler)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._handlers.get(event, []).remove(handler)
-
-        return remove
+        return self._app.on(event, callback, topic)
 
     async def subscribe(self, kind: str, symbol: str, *, timeout: float | None = None) -> Ack:
         """Subscribe to ``kind`` (market_data, technical_indicators, analytics, alerts) of
@@ -374,77 +222,60 @@ class Stream:
         called while reconnecting it waits for the renewed connection's ack. Raises
         :class:`~.errors.RequestError` when the server refuses (e.g. ``UNKNOWN_INSTRUMENT``).
         """
-        self._raise_if_final()
-        state = self._book.add(kind, symbol)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Ack] = loop.create_future()
-        self._sub_waiters.setdefault(state.topic, []).append(future)
-        conn = self._live()
-        if conn is not None:
-            with contextlib.suppress(NotConnectedError):
-                await self._send_subscribe(conn, state)
-        return await self._await_ack(future, timeout, f"subscribe {state.topic}")
+        ticket = self._proto.subscribe(kind, symbol)
+        _, topic = self._proto.requests.open[ticket]
+        ack = await self._outcome(ticket, timeout, f"subscribe {topic}")
+        if ack is None:  # the protocol answers subscribes with an ack or an error only
+            raise NotConnectedError(f"subscribe {topic}: no ack")
+        return ack
 
     async def unsubscribe(
         self, kind: str, symbol: str, *, timeout: float | None = None
     ) -> Ack | None:
         """Stop a subscription (it is not renewed any more); the server's ack, or None when
         there is no live connection (the server forgets subscriptions of closed ones)."""
-        topic = topic_for(normalize_kind(kind), normalize_symbol(symbol))
-        self._book.remove(topic)
-        for waiter in self._sub_waiters.pop(topic, []):
-            if not waiter.done():
-                waiter.set_exception(RequestError("UNSUBSCRIBED", f"{topic} was unsubscribed"))
-        conn = self._live()
-        if conn is None:
+        ticket = self._proto.unsubscribe(kind, symbol)
+        if ticket is None:
+            self._process()
             return None
-        kind_, symbol_ = topic.split(":", 1)
-        request_id, future = self._new_request("unsubscribe", topic, conn)
-        request = Unsubscribe.model_validate(
-            {"subscription_type": kind_, "symbol": symbol_, "request_id": request_id}
-        )
-        try:
-            await conn.send(encode(request))
-        except NotConnectedError:
-            self._requests.pop(request_id, None)
-            return None
-        return await self._await_ack(future, timeout, f"unsubscribe {topic}")
+        _, topic = self._proto.requests.open[ticket]
+        return await self._outcome(ticket, timeout, f"unsubscribe {topic}")
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Round trip of a ``ping`` request to its ``ack``, in seconds."""
-        self._raise_if_final()
-        conn = self._live()
-        if conn is None:
-            raise NotConnectedError(f"cannot ping while {self._state.value}")
-        request_id, future = self._new_request("ping", None, conn)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await conn.send(encode(Ping(request_id=request_id)))
-        await self._await_ack(future, timeout, "ping")
+        await self._outcome(self._proto.ping(), timeout, "ping")
         return loop.time() - started
 
     async def close(self) -> None:
         """Close for good (no reconnection): closing handshake, then the task ends."""
-        if self._closing:
+        if self._proto.closing:
             if self._task is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(self._task)
             return
-        self._closing = True
-        task, conn = self._task, self._conn
-        if conn is not None:
-            await conn.close(timeout=2.0)
+        self._proto.close()
+        task, sock = self._task, self._socket
+        if sock is not None:
+            await sock.close(timeout=2.0)
         if task is not None and not task.done():
-            if conn is None:
+            if sock is None:
                 task.cancel()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait({task}, timeout=2.0)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for aux in list(self._tasks):
-            aux.cancel()
-        self._finish(None)
+        self._app.cancel_tasks()
+        self._proto.finish(None)
+        self._process()
+
+    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
+        """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
+        return await fetch_alert_history(
+            self.server, self.options, since, self._proto.count_invalid
+        )
 
     def __aiter__(self) -> Stream:
         return self
@@ -455,14 +286,15 @@ class Stream:
         Several concurrent ``async for`` loops share one queue. Iteration ends after
         ``close()``, and raises the final error (e.g. AuthenticationError) if there is one.
         """
-        while not self._queue:
-            if self._finished.is_set():
-                if self._final_error is not None:
-                    raise self._final_error
+        queue = self._app.queue
+        while not queue:
+            if self._proto.finished:
+                if self._proto.final_error is not None:
+                    raise self._proto.final_error
                 raise StopAsyncIteration
-            self._queue_event.clear()
-            await self._queue_event.wait()
-        return self._queue.popleft()
+            self._app.queued.clear()
+            await self._app.queued.wait()
+        return queue.popleft()
 
     async def __aenter__(self) -> Stream:
         self.start()
@@ -478,424 +310,176 @@ class Stream:
         await self.close()
 
     def __repr__(self) -> str:
+        where = self._server.url if self._server is not None else "(not discovered yet)"
         return (
-            f"<Stream {self.server.url} {self._state.value} attempts={self.attempts} "
+            f"<Stream {where} {self.state.value} attempts={self.attempts} "
             f"subscriptions={self.subscriptions}>"
         )
 
     # ------------------------------------------------------------------ connection loop
 
     async def _run(self) -> None:
+        proto = self._proto
         try:
-            while not self._closing:
-                close = await self._attempt()
-                if self._closing or self._final_error is not None:
+            if self._server is None:
+                try:
+                    self._server = await asyncio.to_thread(discover, *self._lookup)
+                except (DiscoveryError, ValueError) as exc:
+                    proto.finish(exc)
+            while not proto.closing:
+                await self._attempt()
+                if proto.closing or proto.retry_delay is None:
                     break
-                delay = self._policy.next_delay(close.retry_after if close else None)
-                self.next_retry_at = utc_now() + timedelta(seconds=delay)
-                self._set_state(ConnectionState.RECONNECTING, notify_always=True)
-                log.info(
-                    "rtstream: %s; reconnecting in %.2fs (attempt %d)",
-                    self.last_error,
-                    delay,
-                    self.attempts,
-                )
-                await self._sleep(delay)
-                self.next_retry_at = None
+                await self._sleep(proto.retry_delay)
         except asyncio.CancelledError:
-            if not self._closing:
-                self._finish(StreamClosed("the stream's task was cancelled"))
+            if not proto.closing:
+                proto.finish(StreamClosed("the stream's task was cancelled"))
+                self._process()
             raise
         except Exception as exc:  # a bug here must surface as a final state, not vanish
             log.exception("rtstream: client task failed")
-            self._finish(exc)
+            proto.finish(exc)
         else:
-            self._finish(self._final_error)
+            proto.finish(proto.final_error)
+        self._process()
 
-    async def _attempt(self) -> CloseInfo | None:
-        """One connection: open it, serve it until it ends; the close info if it opened."""
-        self.stats.connection_attempts += 1
-        conn = _Connection(self)
+    async def _attempt(self) -> None:
+        """One connection: open it, then watch it until it ends or goes silent."""
+        loop, proto, server = asyncio.get_running_loop(), self._proto, self.server
+        sock = self._socket = Socket(proto.begin_attempt(loop.time()))
         try:
-            conn.ws = await self._open(conn)
-        except AuthenticationError as exc:
-            self._final_error = self.last_error = exc
-            return None
+            await sock.open(server, self.options, lambda raw: self._on_frame(sock, raw))
         except HTTPClientError as exc:
-            self.last_error = ConnectionLost(self._describe_http_error(exc))
-            if exc.code in _WRONG_ENDPOINT_HTTP and not self._connected_once:
-                self._final_error = StreamClosed(str(self.last_error))
-            return None
+            why = describe_http_error(server, exc)
+            proto.connection_failed(why, loop.time(), utc_now(), http_status=exc.code)
         except Exception as exc:  # refused, reset, timeout, TLS, non-WebSocket answer...
-            self.last_error = ConnectionLost(
-                f"could not connect to {self.server.ws_url}: {type(exc).__name__}: {exc}"
-            )
-            return None
-        conn.ready.set()
-        if self._closing:
-            await conn.close(timeout=1.0)
-            return None
-        self._conn = conn
-        try:
-            return await self._serve(conn)
-        finally:
-            self._conn = None
-            conn.abort()
-            self._connection_ended(conn)
-
-    async def _open(self, conn: _Connection) -> WebSocketClientConnection:
-        o = self.options
-        request = HTTPRequest(
-            self.server.ws_url,
-            headers=self.server.headers(),
-            connect_timeout=o.open_timeout,
-            request_timeout=o.open_timeout,
-            validate_cert=o.validate_cert,
-        )
-        try:
-            return await websocket_connect(
-                request,
-                on_message_callback=conn.on_frame,
-                subprotocols=[SUBPROTOCOL] if o.subprotocol else None,
-            )
-        except HTTPClientError as exc:
-            if exc.code in _FINAL_HTTP:
-                raise AuthenticationError(
-                    f"the server at {self.server.url} refused our credentials (HTTP {exc.code}) "
-                    f"for {self.server.ws_url}; token from {self.server.source}"
-                    f"{'' if self.server.token else ' (no token)'}. Not retrying: pass the "
-                    "right token= or set JUPYTER_RTSTREAM_TOKEN.",
-                    exc.code,
-                ) from None
-            raise
-
-    def _describe_http_error(self, exc: HTTPClientError) -> str:
-        if exc.code == 599:
-            return f"could not connect to {self.server.ws_url}: {exc.message}"
-        hint = ""
-        if exc.code == 404:
-            hint = " (is the jupyter_rtstream server extension enabled at this base URL?)"
-        return f"WebSocket upgrade to {self.server.ws_url} refused: HTTP {exc.code}{hint}"
-
-    async def _serve(self, conn: _Connection) -> CloseInfo:
-        """Watch the connection until it closes or goes silent; frames arrive in on_frame."""
-        o = self.options
-        loop = conn.loop
-        while True:
-            if conn.statuses == 0:
-                deadline, why = conn.opened_at + o.open_timeout, "no connection_status"
-            else:
-                interval = conn.heartbeat_interval
-                if interval is None:
-                    interval = o.heartbeat_interval
-                if interval <= 0:  # the server sends no heartbeats: only closes tell
-                    await conn.closed.wait()
-                    break
-                deadline = conn.last_received + o.missed_heartbeats * interval
-                why = f"no message for {o.missed_heartbeats:g} heartbeat intervals"
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                silent = loop.time() - conn.last_received
-                self.last_error = ConnectionLost(f"dead connection: {why} ({silent:.1f}s)")
-                log.warning("rtstream: %s; replacing it", self.last_error)
-                return CloseInfo(None, "heartbeat timeout")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(conn.wakeup.wait(), remaining)
-            conn.wakeup.clear()
-            if conn.closed.is_set():
-                break
-        ws = conn.ws
-        close = CloseInfo.parse(ws.close_code if ws else None, ws.close_reason if ws else None)
-        if not self._closing:
-            self.last_error = ConnectionLost(str(close))
-        return close
-
-    def _connection_ended(self, conn: _Connection) -> None:
-        self._connected.clear()
-        for request_id, pending in list(self._requests.items()):
-            if pending.conn is conn:
-                del self._requests[request_id]
-                if pending.future is not None and not pending.future.done():
-                    pending.future.set_exception(
-                        NotConnectedError(f"connection lost before the {pending.action} ack")
-                    )
-
-    # ------------------------------------------------------------------ incoming frames
-
-    def _on_frame(self, conn: _Connection, raw: str | bytes) -> None:
-        self.stats.frames += 1
-        if isinstance(raw, bytes):
-            self._invalid("binary frame (the protocol is JSON text frames)")
-            return
-        message = decode_server(raw)
-        if isinstance(message, ProtocolError):
-            self._invalid(str(message))
-            return
-        if message.version.split(".", 1)[0] != PROTOCOL_MAJOR_TEXT:
-            # core's server models accept any version string; this client speaks 1.x only.
-            self._invalid(f"UNSUPPORTED_VERSION: {message.version[:20]!r} (this client: 1.x)")
-            return
-        try:
-            self._on_message(conn, message)
-        except Exception:  # never let a bug in handling one message kill the connection
-            log.exception("rtstream: failed to handle a %s message", message.message_type)
-
-    def _invalid(self, why: str) -> None:
-        self.stats.invalid_frames += 1
-        self.stats.last_invalid = why
-        count = self.stats.invalid_frames
-        if count <= 10 or count % 1000 == 0:
-            log.warning("rtstream: ignored invalid frame #%d: %s", count, why[:200])
-
-    def _on_message(self, conn: _Connection, message: ServerMessage) -> None:
-        if isinstance(message, ConnectionStatus):
-            self._on_status(conn, message)
-            self._control(message)
-        elif isinstance(message, Ack):
-            self._on_ack(conn, message)
-            self._control(message)
-        elif isinstance(message, Error):
-            self._on_error(message)
-            self._control(message)
-        elif self._book.accept(message, conn.epoch):
-            self._deliver(message)
-
-    def _on_status(self, conn: _Connection, status: ConnectionStatus) -> None:
-        data = status.data
-        conn.statuses += 1
-        conn.epoch, conn.client_id = data.epoch, data.client_id
-        conn.heartbeat_interval = data.heartbeat_interval
-        self.epoch, self.client_id = data.epoch, data.client_id
-        self.heartbeat_interval = data.heartbeat_interval
-        self.conflated = data.conflated
-        if conn.statuses == 1:
-            conn.wakeup.set()  # the watchdog switches from open_timeout to heartbeats
-            if self._connected_once:
-                self.stats.reconnects += 1
-            self._connected_once = True
-            self._policy.reset()
-            self.next_retry_at = None
-            self._connected.set()
-            self._set_state(ConnectionState.CONNECTED)
-            log.info("rtstream: connected to %s (epoch %s)", self.server.ws_url, data.epoch)
-            self._spawn(self._resubscribe(conn))
-
-    def _on_ack(self, conn: _Connection, ack: Ack) -> None:
-        pending = self._requests.pop(ack.data.request_id or "", None)
-        if pending is not None and pending.future is not None and not pending.future.done():
-            pending.future.set_result(ack)
-        if ack.data.action != "subscribe" or ack.data.topic is None:
-            return
-        topic = ack.data.topic
-        gap = self._book.on_subscribe_ack(ack, conn.epoch)
-        for waiter in self._sub_waiters.pop(topic, []):
-            if not waiter.done():
-                waiter.set_result(ack)
-        if gap is None:
-            return
-        state = self._book.topics.get(topic)
-        log.info("rtstream: %s not recovered (%s)", topic, gap.reason)
-        if state is not None and state.is_alerts and self.options.alert_gap_fill:
-            self._spawn(self._fill_alerts(state, gap))
+            why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
+            proto.connection_failed(why, loop.time(), utc_now())
         else:
-            if state is not None:
-                state.filling = None
-            self._emit("gap", gap, topic)
+            if proto.closing:
+                await sock.close(timeout=1.0)
+            else:
+                self._process()  # frames that came with the upgrade may have queued requests
+                await self._watch(sock)
+        finally:
+            self._socket = None
+            sock.abort()
+            self._process()
 
-    def _on_error(self, error: Error) -> None:
-        data = error.data
-        pending = self._requests.pop(data.request_id or "", None)
-        exc = RequestError(str(data.error_code), data.error_message, data.request_id)
-        if pending is None:
-            log.warning("rtstream: server error %s", exc)
-            return
-        if pending.future is not None and not pending.future.done():
-            pending.future.set_exception(exc)
-        if pending.action == "subscribe" and pending.topic is not None:
-            if not self._sub_waiters.get(pending.topic):
-                log.warning("rtstream: the server refused to renew %s: %s", pending.topic, exc)
-            state = self._book.topics.get(pending.topic)
-            if state is not None and not state.acked:
-                self._book.remove(pending.topic)  # refused before it ever worked: forget it
-            for waiter in self._sub_waiters.pop(pending.topic, []):
-                if not waiter.done():
-                    waiter.set_exception(exc)
-
-    # ------------------------------------------------------------------ delivery
-
-    def _deliver(self, message: StreamedMessage) -> None:
-        self.stats.delivered += 1
-        self._emit(message.message_type, message, message.topic)
-        self._emit("*", message, message.topic)
-        self._enqueue(message)
-
-    def _control(self, message: ConnectionStatus | Ack | Error) -> None:
-        self._emit(message.message_type, message, None)
-        self._emit("*", message, None)
-        if self.options.control_messages:
-            self._enqueue(message)
-
-    def _enqueue(self, message: Any) -> None:
-        size = self.options.queue_size
-        if size <= 0:
-            return
-        if len(self._queue) >= size:
-            self._queue.popleft()
-            self.stats.queue_overflow += 1
-        self._queue.append(message)
-        self._queue_event.set()
-
-    def _emit(self, event: str, item: Any, topic: str | None) -> None:
-        for handler in list(self._handlers.get(event, ())):
-            if handler.topic is not None and handler.topic != topic:
-                continue
-            try:
-                result = handler.callback(item)
-                if inspect.isawaitable(result):
-                    self._spawn(self._await_callback(result))
-            except Exception:
-                self.stats.callback_errors += 1
-                log.exception("rtstream: %s callback failed", event)
-
-    async def _await_callback(self, awaitable: Awaitable[Any]) -> None:
-        try:
-            await awaitable
-        except Exception:
-            self.stats.callback_errors += 1
-            log.exception("rtstream: async callback failed")
-
-    def _set_state(self, state: ConnectionState, *, notify_always: bool = False) -> None:
-        previous = self._state
-        if previous is state and not notify_always:
-            return
-        self._state = state
-        change = StateChange(state, previous, self.attempts, self.last_error, self.next_retry_at)
-        self._emit("state", change, None)
-
-    def _finish(self, error: BaseException | None) -> None:
-        """Enter the final ``disconnected`` state; wake and fail everyone waiting."""
-        if self._finished.is_set():
-            return
-        if error is not None:
-            self._final_error = error
-            self.last_error = error
-        self._closing = True
-        self.next_retry_at = None
-        self._connected.clear()
-        failure = error or StreamClosed("the stream is closed")
-        for waiters in self._sub_waiters.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(failure)
-        self._sub_waiters.clear()
-        for pending in self._requests.values():
-            if pending.future is not None and not pending.future.done():
-                pending.future.set_exception(failure)
-        self._requests.clear()
-        self._finished.set()
-        self._queue_event.set()
-        self._set_state(ConnectionState.DISCONNECTED)
-        if error is not None:
-            level = logging.DEBUG if isinstance(error, StreamClosed) else logging.ERROR
-            if isinstance(error, AuthenticationError):
-                level = logging.ERROR
-            log.log(level, "rtstream: stream stopped: %s", error)
-
-    # ------------------------------------------------------------------ requests
-
-    def _live(self) -> _Connection | None:
-        conn = self._conn
-        if conn is None or conn.statuses == 0 or conn.closed.is_set():
-            return None
-        return conn
-
-    def _raise_if_final(self) -> None:
-        if self._final_error is not None:
-            raise self._final_error
-        if self._closing:
-            raise StreamClosed("the stream is closed")
-
-    def _new_request(
-        self, action: str, topic: str | None, conn: _Connection
-    ) -> tuple[str, asyncio.Future[Ack]]:
-        request_id = f"{action[:1]}{next(self._ids)}"
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = _Pending(action, topic, conn, future)
-        return request_id, future
-
-    async def _send_subscribe(self, conn: _Connection, state: TopicState) -> None:
-        request_id = f"s{next(self._ids)}"
-        self._requests[request_id] = _Pending("subscribe", state.topic, conn)
-        request = self._book.subscribe_request(state, request_id)
-        await conn.send(encode(request))
-
-    async def _resubscribe(self, conn: _Connection) -> None:
-        await conn.ready.wait()
-        for state in self._book:
-            if conn is not self._conn or conn.closed.is_set():
+    async def _watch(self, sock: Socket) -> None:
+        """Sleep until the socket closes or the protocol's deadline; let it judge."""
+        loop, proto = asyncio.get_running_loop(), self._proto
+        while not sock.closed.is_set():
+            sock.wake_at = proto.deadline()
+            timeout = None if sock.wake_at is None else max(0.0, sock.wake_at - loop.time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(sock.wakeup.wait(), timeout)
+            sock.wakeup.clear()
+            proto.check_timeouts(loop.time(), utc_now())
+            self._process()  # a ConnectionDead event aborts the socket
+            if sock.dropped:
                 return
-            try:
-                await self._send_subscribe(conn, state)
-            except NotConnectedError:
-                return
+        code, reason = (sock.ws.close_code, sock.ws.close_reason) if sock.ws else (None, None)
+        proto.connection_closed(code, reason, loop.time(), utc_now())
 
-    async def _await_ack(
-        self, future: asyncio.Future[Ack], timeout: float | None, what: str
-    ) -> Ack:
+    def _on_frame(self, sock: Socket, raw: str | bytes | None) -> None:
+        if sock.dropped or sock is not self._socket:
+            return
+        if raw is None:
+            sock.closed.set()
+            sock.wakeup.set()
+            return
+        self._proto.receive_text(raw, asyncio.get_running_loop().time())
+        deadline = self._proto.deadline()
+        if deadline is not None and (sock.wake_at is None or deadline < sock.wake_at):
+            sock.wakeup.set()  # e.g. the first connection_status: heartbeats from now on
+        self._process()
+
+    def _live(self) -> Socket | None:
+        sock = self._socket
+        return sock if sock is not None and self._proto.live and sock.writable else None
+
+    # ------------------------------------------------------------------ protocol events
+
+    def _process(self) -> None:
+        """Carry out what the protocol decided, then write what it wants sent."""
+        app = self._app
+        for event in self._proto.events_received():
+            if isinstance(event, Delivered):
+                app.deliver(event.message, event.message.topic, queue=True)
+            elif isinstance(event, ControlReceived):
+                app.deliver(event.message, None, queue=self.options.control_messages)
+            elif isinstance(event, RequestOutcome):
+                self._resolve(event)
+            elif isinstance(event, GapEvent):
+                app.emit("gap", event, event.topic)
+            elif isinstance(event, StateChange):
+                self._on_state(event)
+            elif isinstance(event, FetchAlerts):
+                app.spawn(self._fill_alerts(event))
+            elif isinstance(event, ConnectionDead):
+                sock = self._socket
+                if sock is not None and sock.link == event.connection:
+                    sock.abort()
+        sock = self._socket
+        if sock is None or sock.ws is None or not sock.writable:
+            return  # queued texts wait for the socket; a new connection discards them
+        for text in self._proto.data_to_send():
+            try:
+                written = sock.ws.write_message(text)
+            except WebSocketClosedError:
+                return  # the close arrives through on_frame(None)
+            written.add_done_callback(_ignore_write_error)
+
+    def _on_state(self, change: StateChange) -> None:
+        self._state_changed.set()
+        if change.state is ConnectionState.DISCONNECTED:
+            self._app.queued.set()  # async-for loops end
+        self._app.emit("state", change, None)
+
+    def _resolve(self, outcome: RequestOutcome) -> None:
+        future = self._futures.pop(outcome.ticket, None)
+        if future is None or future.done():
+            return
+        if outcome.error is not None:
+            future.set_exception(outcome.error)
+        else:
+            future.set_result(outcome.ack)
+
+    async def _outcome(self, ticket: int, timeout: float | None, what: str) -> Ack | None:
+        """Wait for the ticket's outcome (or give up after the request timeout)."""
+        future: asyncio.Future[Ack | None] = asyncio.get_running_loop().create_future()
+        self._futures[ticket] = future
+        self._process()
         limit = self.options.request_timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(asyncio.shield(future), limit)
         except asyncio.TimeoutError:
-            future.cancel()
             raise TimeoutError(f"no answer to {what} within {limit:g}s") from None
+        finally:
+            if not future.done():
+                future.cancel()
+                self._futures.pop(ticket, None)
+                self._proto.forget(ticket)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # ------------------------------------------------------------------ alert gap fill
-
-    async def _fill_alerts(self, state: TopicState, gap: GapEvent) -> None:
-        since = self._book.fill_since(state)
+    async def _fill_alerts(self, request: FetchAlerts) -> None:
         history: list[AlertPayload] | None = None
         error: str | None = None
         try:
-            history = await self.fetch_alerts(since)
+            history = await self.fetch_alerts(request.since)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("rtstream: could not fill the alert gap of %s: %s", state.topic, error)
-        alerts, filled = self._book.complete_fill(state.topic, history)
-        for alert in alerts:
-            self._deliver(alert)
-        self._emit(
-            "gap",
-            replace(gap, filled=filled if history is not None else None, fill_error=error),
-            state.topic,
-        )
+            log.warning(
+                "rtstream: could not fill the alert gap of %s: %s", request.gap.topic, error
+            )
+        self._proto.receive_alert_history(request.gap, history, error)
+        self._process()
 
-    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
-        request = HTTPRequest(
-            self.server.api_url(f"rtstream/api/alerts?since={int(since)}"),
-            headers=self.server.headers(),
-            request_timeout=self.options.request_timeout,
-            validate_cert=self.options.validate_cert,
-        )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code != 200:
-            raise ClientError(f"GET rtstream/api/alerts answered HTTP {response.code}")
-        try:
-            body = json.loads(response.body)
-            items = body["alerts"]
-            if not isinstance(items, list):
-                raise TypeError("'alerts' is not a list")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ClientError(f"GET rtstream/api/alerts: unexpected body ({exc})") from None
-        payloads = []
-        for item in items:
-            try:
-                payloads.append(AlertPayload.model_validate(item))
-            except ValidationError as exc:
-                self._invalid(f"alert history item: {exc.error_count()} validation errors")
-        return payloads
+    def _where(self) -> str:
+        return self._server.ws_url if self._server is not None else "the discovered server"
+
+
+def _ignore_write_error(written: asyncio.Future[None]) -> None:
+    """A failed write means the connection is closing; its close frame tells the protocol."""
+    if not written.cancelled():
+        written.exception()

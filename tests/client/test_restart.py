@@ -95,7 +95,10 @@ def test_kill_restart_stop_and_token_change(capsys: pytest.CaptureFixture[str]) 
         stopped_at = datetime.now(timezone.utc)
         await asyncio.to_thread(server.stop)
         await wait_until(lambda: stream.state is ConnectionState.RECONNECTING, what="1001")
-        assert "SERVER_SHUTDOWN" in str(stream.last_error)
+        # last_close, not last_error: a retry during the shutdown may replace last_error.
+        close = stream.last_close
+        assert close is not None and (close.code, close.reason) == (1001, "SERVER_SHUTDOWN")
+        assert close.retry_after is not None and close.retry_after >= 1.0
         first_retry = next(
             c
             for _, c in reversed(rec.states)
