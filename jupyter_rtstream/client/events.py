@@ -10,23 +10,11 @@ compare them with ``==``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
-from ..core.messages import (
-    Ack,
-    Alert,
-    AnalyticsUpdate,
-    ConnectionStatus,
-    Error,
-    MarketData,
-    TechnicalIndicators,
-)
+from ..core.messages import Ack, ControlMessage, StreamedMessage
+from ..core.vocabulary import Action
 from .state import GapEvent, StateChange
-
-StreamedMessage: TypeAlias = MarketData | TechnicalIndicators | AnalyticsUpdate | Alert
-ControlMessage: TypeAlias = ConnectionStatus | Ack | Error
-ServerMessage: TypeAlias = StreamedMessage | ControlMessage
-Action = Literal["subscribe", "unsubscribe", "ping"]
 
 
 @dataclass(frozen=True)

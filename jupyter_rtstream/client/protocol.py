@@ -44,9 +44,12 @@ from ..core.messages import (
     ConnectionStatus,
     Error,
     Ping,
+    ServerMessage,
+    StreamedMessage,
     Unsubscribe,
     topic_for,
 )
+from ..core.vocabulary import normalize_symbol
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -60,8 +63,6 @@ from .events import (
     Delivered,
     Event,
     FetchAlerts,
-    ServerMessage,
-    StreamedMessage,
 )
 from .options import StreamOptions
 from .requests import RequestTable
@@ -75,7 +76,6 @@ from .state import (
     SubscriptionBook,
     TopicState,
     normalize_kind,
-    normalize_symbol,
 )
 
 log = logging.getLogger("jupyter_rtstream.client")

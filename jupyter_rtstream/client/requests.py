@@ -19,8 +19,9 @@ import itertools
 from dataclasses import dataclass
 
 from ..core.messages import Ack
+from ..core.vocabulary import Action
 from .errors import NotConnectedError
-from .events import Action, RequestOutcome
+from .events import RequestOutcome
 
 
 @dataclass(frozen=True)

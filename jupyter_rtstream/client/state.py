@@ -31,15 +31,11 @@ from ..core.messages import (
     Ack,
     Alert,
     AlertPayload,
-    AnalyticsUpdate,
-    MarketData,
+    StreamedMessage,
     Subscribe,
     SubscriptionType,
-    TechnicalIndicators,
     topic_for,
 )
-
-Streamed = MarketData | TechnicalIndicators | AnalyticsUpdate | Alert
 
 
 class ConnectionState(str, Enum):
@@ -216,10 +212,6 @@ def normalize_kind(kind: str) -> SubscriptionType:
     raise ValueError(f"unknown subscription kind {kind!r}; expected one of {SUBSCRIPTION_TYPES}")
 
 
-def normalize_symbol(symbol: str) -> str:
-    return symbol.strip().upper()
-
-
 @dataclass
 class TopicState:
     """One subscription and how far we got in it."""
@@ -316,7 +308,7 @@ class SubscriptionBook:
         self.stats.gaps += 1
         return GapEvent(topic or "", reason, state.sent_resume_from, previous, epoch)
 
-    def accept(self, message: Streamed, epoch: str | None) -> bool:
+    def accept(self, message: StreamedMessage, epoch: str | None) -> bool:
         """Whether to deliver a streamed message now; updates the resume position."""
         state = self.topics.get(message.topic)
         if state is None:

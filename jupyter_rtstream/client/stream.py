@@ -10,11 +10,11 @@
     await stream.close()
 
 The split: :mod:`.protocol` takes every decision (what to send, what to deliver, when a
-connection is dead, how long to wait before retrying, which gap to report); this module only
-moves bytes and time: it opens Tornado WebSockets, feeds frames and the loop's clock to the
-protocol, writes what it returns, sleeps until its next deadline, and turns its events into
-callbacks, the ``async for`` queue (:mod:`.dispatch`) and the futures of
-``subscribe``/``unsubscribe``/``ping``. Tornado's objects stay in :mod:`.transport`.
+connection is dead, how long to wait before retrying, which gap to report);
+:mod:`.runner` only moves bytes and time (opens WebSockets through :mod:`.transport`, feeds
+frames and the loop's clock to the protocol, writes what it returns, sleeps until its next
+deadline, turns its events into callbacks and futures); this module is the public face:
+``connect``, :class:`Stream` and its awaitables.
 
 Everything runs on the running event loop (a plain ``asyncio.run`` script or ipykernel's
 loop): no threads except discovery's file reads (``asyncio.to_thread``), no blocking calls,
@@ -33,24 +33,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
-from tornado.httpclient import HTTPClientError
-from tornado.websocket import WebSocketClosedError
-
-from ..core.messages import Ack, AlertPayload, utc_now
+from ..core.messages import Ack, AlertPayload
 from .discovery import ServerInfo, discover
 from .dispatch import EVENTS, Callback, Dispatcher
-from .errors import DiscoveryError, NotConnectedError, StreamClosed
-from .events import (
-    ConnectionDead,
-    ControlReceived,
-    Delivered,
-    FetchAlerts,
-    RequestOutcome,
-)
+from .errors import NotConnectedError, StreamClosed
 from .options import StreamOptions
-from .protocol import ClientProtocol, log
-from .state import CloseInfo, ConnectionState, GapEvent, StateChange, StreamStats
-from .transport import Socket, describe_http_error, fetch_alert_history
+from .protocol import ClientProtocol
+from .runner import Runner
+from .state import CloseInfo, ConnectionState, StreamStats
 
 __all__ = ["EVENTS", "Stream", "StreamOptions", "connect"]
 
@@ -137,26 +127,26 @@ class Stream:
         self.options = StreamOptions(**options)
         if server is None and url is not None and token is not None:
             server = ServerInfo(url, token)  # fully named: nothing to look up
-        self._server = server
-        self._lookup = (url, token)
         self._proto = ClientProtocol(self.options)
         self._app = Dispatcher(self._proto.stats, self.options.queue_size)
-        #: Set on every state change (wait_connected re-checks the state).
-        self._state_changed = asyncio.Event()
-        self._futures: dict[int, asyncio.Future[Ack | None]] = {}
-        self._socket: Socket | None = None
+        self._runner = Runner(self._proto, self.options, self._app, server, (url, token))
         self._task: asyncio.Task[None] | None = None
-        #: The backoff wait (tests swap in a fake clock).
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         if on_state_change is not None:
             self.on("state", on_state_change)
 
     @property
     def server(self) -> ServerInfo:
         """Where this stream connects (known once discovery ran, if it had to run)."""
-        if self._server is None:
-            raise NotConnectedError("the server is not discovered yet: await wait_connected()")
-        return self._server
+        return self._runner.server
+
+    @property
+    def _sleep(self) -> Callable[[float], Awaitable[None]]:
+        """The backoff wait (tests swap in a fake clock)."""
+        return self._runner.sleep
+
+    @_sleep.setter
+    def _sleep(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._runner.sleep = sleep
 
     @property
     def attempts(self) -> int:
@@ -180,7 +170,7 @@ class Stream:
             raise StreamClosed("this stream was closed; create a new one")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"rtstream-client {self._where()}"
+                self._runner.run(), name=f"rtstream-client {self._runner.where()}"
             )
         return self
 
@@ -195,12 +185,13 @@ class Stream:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(
-                    f"no connection to {self._where()} after {timeout:g}s "
+                    f"no connection to {self._runner.where()} after {timeout:g}s "
                     f"({self.attempts} failed attempts; last error: {self.last_error})"
                 )
-            self._state_changed.clear()
+            changed = self._runner.state_changed
+            changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._state_changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
 
     def on(self, event: str, callback: Callback, *, topic: str | None = None) -> Callable[[], None]:
         """Call ``callback(item)`` for each ``event``; returns a function that unregisters it.
@@ -224,7 +215,7 @@ class Stream:
         """
         ticket = self._proto.subscribe(kind, symbol)
         _, topic = self._proto.requests.open[ticket]
-        ack = await self._outcome(ticket, timeout, f"subscribe {topic}")
+        ack = await self._runner.outcome(ticket, timeout, f"subscribe {topic}")
         if ack is None:  # the protocol answers subscribes with an ack or an error only
             raise NotConnectedError(f"subscribe {topic}: no ack")
         return ack
@@ -236,16 +227,16 @@ class Stream:
         there is no live connection (the server forgets subscriptions of closed ones)."""
         ticket = self._proto.unsubscribe(kind, symbol)
         if ticket is None:
-            self._process()
+            self._runner.process()
             return None
         _, topic = self._proto.requests.open[ticket]
-        return await self._outcome(ticket, timeout, f"unsubscribe {topic}")
+        return await self._runner.outcome(ticket, timeout, f"unsubscribe {topic}")
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Round trip of a ``ping`` request to its ``ack``, in seconds."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await self._outcome(self._proto.ping(), timeout, "ping")
+        await self._runner.outcome(self._proto.ping(), timeout, "ping")
         return loop.time() - started
 
     async def close(self) -> None:
@@ -256,7 +247,7 @@ class Stream:
                     await asyncio.shield(self._task)
             return
         self._proto.close()
-        task, sock = self._task, self._socket
+        task, sock = self._task, self._runner.socket
         if sock is not None:
             await sock.close(timeout=2.0)
         if task is not None and not task.done():
@@ -269,13 +260,11 @@ class Stream:
                 await task
         self._app.cancel_tasks()
         self._proto.finish(None)
-        self._process()
+        self._runner.process()
 
     async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
         """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
-        return await fetch_alert_history(
-            self.server, self.options, since, self._proto.count_invalid
-        )
+        return await self._runner.fetch_alerts(since)
 
     def __aiter__(self) -> Stream:
         return self
@@ -310,176 +299,9 @@ class Stream:
         await self.close()
 
     def __repr__(self) -> str:
-        where = self._server.url if self._server is not None else "(not discovered yet)"
+        info = self._runner.server_info
+        where = info.url if info is not None else "(not discovered yet)"
         return (
             f"<Stream {where} {self.state.value} attempts={self.attempts} "
             f"subscriptions={self.subscriptions}>"
         )
-
-    # ------------------------------------------------------------------ connection loop
-
-    async def _run(self) -> None:
-        proto = self._proto
-        try:
-            if self._server is None:
-                try:
-                    self._server = await asyncio.to_thread(discover, *self._lookup)
-                except (DiscoveryError, ValueError) as exc:
-                    proto.finish(exc)
-            while not proto.closing:
-                await self._attempt()
-                if proto.closing or proto.retry_delay is None:
-                    break
-                await self._sleep(proto.retry_delay)
-        except asyncio.CancelledError:
-            if not proto.closing:
-                proto.finish(StreamClosed("the stream's task was cancelled"))
-                self._process()
-            raise
-        except Exception as exc:  # a bug here must surface as a final state, not vanish
-            log.exception("rtstream: client task failed")
-            proto.finish(exc)
-        else:
-            proto.finish(proto.final_error)
-        self._process()
-
-    async def _attempt(self) -> None:
-        """One connection: open it, then watch it until it ends or goes silent."""
-        loop, proto, server = asyncio.get_running_loop(), self._proto, self.server
-        sock = self._socket = Socket(proto.begin_attempt(loop.time()))
-        try:
-            await sock.open(server, self.options, lambda raw: self._on_frame(sock, raw))
-        except HTTPClientError as exc:
-            why = describe_http_error(server, exc)
-            proto.connection_failed(why, loop.time(), utc_now(), http_status=exc.code)
-        except Exception as exc:  # refused, reset, timeout, TLS, non-WebSocket answer...
-            why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
-            proto.connection_failed(why, loop.time(), utc_now())
-        else:
-            if proto.closing:
-                await sock.close(timeout=1.0)
-            else:
-                self._process()  # frames that came with the upgrade may have queued requests
-                await self._watch(sock)
-        finally:
-            self._socket = None
-            sock.abort()
-            self._process()
-
-    async def _watch(self, sock: Socket) -> None:
-        """Sleep until the socket closes or the protocol's deadline; let it judge."""
-        loop, proto = asyncio.get_running_loop(), self._proto
-        while not sock.closed.is_set():
-            sock.wake_at = proto.deadline()
-            timeout = None if sock.wake_at is None else max(0.0, sock.wake_at - loop.time())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(sock.wakeup.wait(), timeout)
-            sock.wakeup.clear()
-            proto.check_timeouts(loop.time(), utc_now())
-            self._process()  # a ConnectionDead event aborts the socket
-            if sock.dropped:
-                return
-        code, reason = (sock.ws.close_code, sock.ws.close_reason) if sock.ws else (None, None)
-        proto.connection_closed(code, reason, loop.time(), utc_now())
-
-    def _on_frame(self, sock: Socket, raw: str | bytes | None) -> None:
-        if sock.dropped or sock is not self._socket:
-            return
-        if raw is None:
-            sock.closed.set()
-            sock.wakeup.set()
-            return
-        self._proto.receive_text(raw, asyncio.get_running_loop().time())
-        deadline = self._proto.deadline()
-        if deadline is not None and (sock.wake_at is None or deadline < sock.wake_at):
-            sock.wakeup.set()  # e.g. the first connection_status: heartbeats from now on
-        self._process()
-
-    def _live(self) -> Socket | None:
-        sock = self._socket
-        return sock if sock is not None and self._proto.live and sock.writable else None
-
-    # ------------------------------------------------------------------ protocol events
-
-    def _process(self) -> None:
-        """Carry out what the protocol decided, then write what it wants sent."""
-        app = self._app
-        for event in self._proto.events_received():
-            if isinstance(event, Delivered):
-                app.deliver(event.message, event.message.topic, queue=True)
-            elif isinstance(event, ControlReceived):
-                app.deliver(event.message, None, queue=self.options.control_messages)
-            elif isinstance(event, RequestOutcome):
-                self._resolve(event)
-            elif isinstance(event, GapEvent):
-                app.emit("gap", event, event.topic)
-            elif isinstance(event, StateChange):
-                self._on_state(event)
-            elif isinstance(event, FetchAlerts):
-                app.spawn(self._fill_alerts(event))
-            elif isinstance(event, ConnectionDead):
-                sock = self._socket
-                if sock is not None and sock.link == event.connection:
-                    sock.abort()
-        sock = self._socket
-        if sock is None or sock.ws is None or not sock.writable:
-            return  # queued texts wait for the socket; a new connection discards them
-        for text in self._proto.data_to_send():
-            try:
-                written = sock.ws.write_message(text)
-            except WebSocketClosedError:
-                return  # the close arrives through on_frame(None)
-            written.add_done_callback(_ignore_write_error)
-
-    def _on_state(self, change: StateChange) -> None:
-        self._state_changed.set()
-        if change.state is ConnectionState.DISCONNECTED:
-            self._app.queued.set()  # async-for loops end
-        self._app.emit("state", change, None)
-
-    def _resolve(self, outcome: RequestOutcome) -> None:
-        future = self._futures.pop(outcome.ticket, None)
-        if future is None or future.done():
-            return
-        if outcome.error is not None:
-            future.set_exception(outcome.error)
-        else:
-            future.set_result(outcome.ack)
-
-    async def _outcome(self, ticket: int, timeout: float | None, what: str) -> Ack | None:
-        """Wait for the ticket's outcome (or give up after the request timeout)."""
-        future: asyncio.Future[Ack | None] = asyncio.get_running_loop().create_future()
-        self._futures[ticket] = future
-        self._process()
-        limit = self.options.request_timeout if timeout is None else timeout
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"no answer to {what} within {limit:g}s") from None
-        finally:
-            if not future.done():
-                future.cancel()
-                self._futures.pop(ticket, None)
-                self._proto.forget(ticket)
-
-    async def _fill_alerts(self, request: FetchAlerts) -> None:
-        history: list[AlertPayload] | None = None
-        error: str | None = None
-        try:
-            history = await self.fetch_alerts(request.since)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning(
-                "rtstream: could not fill the alert gap of %s: %s", request.gap.topic, error
-            )
-        self._proto.receive_alert_history(request.gap, history, error)
-        self._process()
-
-    def _where(self) -> str:
-        return self._server.ws_url if self._server is not None else "the discovered server"
-
-
-def _ignore_write_error(written: asyncio.Future[None]) -> None:
-    """A failed write means the connection is closing; its close frame tells the protocol."""
-    if not written.cancelled():
-        written.exception()

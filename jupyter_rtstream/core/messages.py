@@ -316,10 +316,11 @@ class Error(_ServerMessage):
 
 #: The messages streamed on topics (carry ``topic`` and ``seq``); what the hub publishes.
 StreamedMessage: TypeAlias = MarketData | TechnicalIndicators | AnalyticsUpdate | Alert
+#: The server's messages outside topics: greeting/heartbeat, request answers, refusals.
+ControlMessage: TypeAlias = ConnectionStatus | Ack | Error
 #: Every server → client message, discriminated by ``message_type``.
 ServerMessage: TypeAlias = Annotated[
-    MarketData | TechnicalIndicators | AnalyticsUpdate | Alert | ConnectionStatus | Ack | Error,
-    Field(discriminator="message_type"),
+    StreamedMessage | ControlMessage, Field(discriminator="message_type")
 ]
 
 # --------------------------------------------------------------------------- client → server
