@@ -73,6 +73,8 @@ class SubscribeResult:
     frames: list[Frame]
     replayed: int
     snapshot: bool
+    #: The topic's last seq when subscribed (frames published later have greater ones).
+    seq: int = 0
 
 
 class Outbox:
@@ -288,13 +290,13 @@ class Hub:
                     if seq > resume_from
                 ]
                 if topic.conflatable or self._fits(outbox, frames):
-                    return SubscribeResult(True, frames, len(frames), False)
+                    return SubscribeResult(True, frames, len(frames), False, topic.seq)
                 # A must-deliver gap larger than the outbox would close the client with 1013
                 # on every resume; say "not recovered" so it fills the gap from history.
                 recovered = False
         if topic.conflatable and topic.last is not None:
-            return SubscribeResult(recovered, [topic.last], 0, True)
-        return SubscribeResult(recovered, [], 0, False)
+            return SubscribeResult(recovered, [topic.last], 0, True, topic.seq)
+        return SubscribeResult(recovered, [], 0, False, topic.seq)
 
     @staticmethod
     def _fits(outbox: Outbox, frames: list[Frame]) -> bool:

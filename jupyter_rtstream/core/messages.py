@@ -256,6 +256,14 @@ class AckPayload(_Model):
     topic: str | None = None
     subscriptions: list[str] = Field(default_factory=list)
     recovered: bool | None = None
+    #: Subscribe only: the topic's last ``seq`` when the ack was built. The snapshot or
+    #: replay that follows the ack has seqs up to it; everything published later has greater
+    #: ones, so a client that has seen nothing on the topic (typical of alerts) can resume
+    #: exactly from here.
+    seq: int | None = Field(default=None, ge=0)
+    #: Subscribe to an alert topic only: the newest ``alert_id`` in the server's alert
+    #: history at that moment (where ``GET rtstream/api/alerts?since=`` catches up from).
+    last_alert_id: int | None = Field(default=None, ge=0)
 
 
 class ErrorPayload(_Model):

@@ -224,7 +224,7 @@ class ServerSession:
         result = self.hub.subscribe(
             self.client_id, topic, resume_from=request.resume_from, epoch=request.epoch
         )
-        self._ack(request.request_id, "subscribe", topic, result.recovered)
+        self._ack(request.request_id, "subscribe", topic, result.recovered, seq=result.seq)
         for frame in result.frames:
             self.outbox.push(frame)
 
@@ -242,6 +242,8 @@ class ServerSession:
         action: Action,
         topic: str | None,
         recovered: bool | None,
+        *,
+        seq: int | None = None,
     ) -> None:
         ack = Ack(
             data=AckPayload(
@@ -250,6 +252,7 @@ class ServerSession:
                 topic=topic,
                 subscriptions=sorted(self.outbox.subscriptions),
                 recovered=recovered,
+                seq=seq,
             )
         )
         self.outbox.push_text(encode(ack))

@@ -102,6 +102,8 @@ def test_ping_is_acked_with_request_id() -> None:
         "topic": None,
         "subscriptions": [],
         "recovered": None,
+        "seq": None,
+        "last_alert_id": None,
     }
     session.receive_text(_ping(17))
     assert _one(session)["data"]["request_id"] == "17"
@@ -134,6 +136,22 @@ def test_resume_ack_comes_before_the_replay() -> None:
     assert out[0]["message_type"] == "ack"
     assert out[0]["data"]["recovered"] is True
     assert [(m["message_type"], m["seq"]) for m in out[1:]] == [("alert", s) for s in (3, 4, 5, 6)]
+
+
+def test_subscribe_ack_carries_the_topics_position() -> None:
+    """A client that has seen nothing on a topic can resume exactly from the ack's seq."""
+    hub = Hub(epoch="E1")
+    for i in range(4):
+        hub.publish(alert(alert_id=i))
+    session = _session(hub=hub)
+    session.receive_text(_sub("AAPL", "alerts", request_id="a"))
+    assert _one(session)["data"]["seq"] == 4  # no snapshot for alert topics
+    hub.publish(alert(alert_id=9))
+    assert _one(session)["seq"] == 5
+    session.receive_text(_sub("MSFT", request_id="m"))  # a topic that never published
+    assert _one(session)["data"]["seq"] == 0
+    session.receive_text(_ping("p"))
+    assert _one(session)["data"]["seq"] is None  # only subscribes carry a position
 
 
 def test_resume_with_another_epoch_is_not_recovered() -> None:

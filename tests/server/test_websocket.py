@@ -123,12 +123,14 @@ async def test_subscribe_ack_then_snapshot_then_increasing_seq(ws_connect: Any) 
     )
     ack = await recv_until(ws, lambda m: m["message_type"] != "connection_status")
     assert ack["message_type"] == "ack", "the ack comes before any data of the topic"
+    position = ack["data"].pop("seq")
     assert ack["data"] == {
         "request_id": "r-1",
         "action": "subscribe",
         "topic": "market_data:AAPL",
         "subscriptions": ["market_data:AAPL"],
         "recovered": None,
+        "last_alert_id": None,
     }
     seqs = []
     while len(seqs) < 6:
@@ -138,6 +140,8 @@ async def test_subscribe_ack_then_snapshot_then_increasing_seq(ws_connect: Any) 
         assert msg["data"]["symbol"] == "AAPL" and msg["data"]["instrument_id"] == 1
         assert msg["data"]["price"] > 0
         seqs.append(msg["seq"])
+    # The snapshot is the topic's last frame (the ack's position); later frames follow it.
+    assert seqs[0] == position and all(seq > position for seq in seqs[1:])
     assert seqs == list(range(seqs[0], seqs[0] + 6)), "seq is +1 per message on a topic"
 
 
