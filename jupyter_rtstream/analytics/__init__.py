@@ -1,7 +1,7 @@
 """Pure streaming analytics: incremental indicators, market analysis and alert rules.
 
 Standard library only and no I/O, so everything can be tested, replayed and benchmarked
-with plain function calls (DESIGN.md §5).
+with plain function calls (docs/analytics.md).
 """
 
 from .alerts import (

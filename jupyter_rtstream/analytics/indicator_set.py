@@ -1,7 +1,7 @@
 """One instrument's standard indicators, updated together once per tick.
 
 The key names carry their periods (``sma_20``, ``ema_12``, ...) because they are the wire
-names of the ``technical_indicators`` message (DESIGN.md §4-5) and of alert rules.
+names of the ``technical_indicators`` message and of alert rules (docs/analytics.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Incremental technical indicators: O(1) work per update, TA-Lib-compatible seeding.
 
 Every class consumes one value per ``update`` and returns ``None`` until it is warm, then
-the same number TA-Lib's batch function outputs at that index (see DESIGN.md §5). Nothing
+the same number TA-Lib's batch function outputs at that index (see docs/analytics.md). Nothing
 recomputes a window: windows are deques plus running sums, so the cost of a tick does not
 depend on the period.
 

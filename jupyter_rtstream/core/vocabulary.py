@@ -83,7 +83,7 @@ def split_topic(topic: str) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------- alert rules
 
-#: Keys of ``technical_indicators.data.indicators`` (DESIGN §5), in wire order.
+#: Keys of ``technical_indicators.data.indicators`` (docs/analytics.md), in wire order.
 IndicatorName = Literal[
     "sma_20",
     "ema_12",

@@ -2,7 +2,7 @@
 
 It speaks the real wire format (frames built from ``jupyter_rtstream.core.messages``), checks
 the ``Authorization`` header, and serves ``GET rtstream/api/alerts?since=`` from
-``alert_history`` (the REST contract of DESIGN.md section 3). Tests drive it through
+``alert_history`` (the REST contract in docs/protocol.md). Tests drive it through
 ``on_subscribe`` (called with the connection and the decoded request) and ``send``.
 """
 

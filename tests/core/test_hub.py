@@ -88,7 +88,7 @@ def test_regression_frame_nbytes_counts_utf8_bytes() -> None:
     """Regression test.
 
     Fixed (core/hub.py, `Frame.__post_init__`: ``self.nbytes = len(self.text)``): the outbox
-    byte bound (``max_bytes``, DESIGN §4 "client outbox 1 MiB") is enforced on *characters*.
+    byte bound (``max_bytes``, docs/protocol.md "client outbox 1 MiB") is enforced on *characters*.
     Encoded messages are not ASCII-escaped, so a frame with non-ASCII text (alert rule
     names/messages, symbols) is under-counted up to 4x. Expected: ``nbytes`` is the UTF-8
     length of ``text``."""

@@ -296,7 +296,7 @@ def test_regression_internal_error_echoes_request_id(monkeypatch: pytest.MonkeyP
 
     Fixed (core/session.py, `ServerSession.receive_text`, the ``except Exception`` branch):
     the INTERNAL_ERROR ``ProtocolError`` is built without a request_id, so the error of a
-    request that had ``request_id: "x1"`` carries ``request_id: null``. DESIGN §4: `error`
+    request that had ``request_id: "x1"`` carries ``request_id: null``. docs/protocol.md: `error`
     echoes the request's `request_id` when it had one (issue 2 item 4: "typed error for
     every rejected frame with the request's request_id echoed"). Expected "x1" (e.g. from
     ``request_id_of(text)``)."""
