@@ -2,7 +2,8 @@
 
 ``stream = await jupyter_rtstream.connect()`` (see :mod:`.stream`). The decisions live in
 the sans-I/O :class:`~.protocol.ClientProtocol` (with :mod:`.state`, :mod:`.requests` and
-:mod:`.events`); :mod:`.stream` is its asyncio adapter. Imports tornado and
+:mod:`.events`); :mod:`.runner` is its asyncio adapter and :mod:`.stream` the public face;
+:mod:`.rest` is the one REST client (alert history, rules, ticks). Imports tornado and
 pydantic only; jupyter_server is imported lazily, and only when discovery falls back to
 the running-server files.
 """
@@ -21,6 +22,7 @@ from .errors import (
 )
 from .options import StreamOptions
 from .protocol import ClientProtocol
+from .rest import RestAPI, RestError
 from .state import (
     CloseInfo,
     ConnectionState,
@@ -44,6 +46,8 @@ __all__ = [
     "NotConnectedError",
     "ReconnectPolicy",
     "RequestError",
+    "RestAPI",
+    "RestError",
     "ServerInfo",
     "StateChange",
     "Stream",

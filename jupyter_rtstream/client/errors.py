@@ -1,16 +1,7 @@
-"""Errors the client raises.
+"""Errors the client raises: the ``ClientError`` branch of the package's one error tree.
 
-Error tree (continues :mod:`jupyter_rtstream.core.errors`)::
-
-    RtstreamError
-    └── ClientError                 anything the client raises on purpose
-        ├── DiscoveryError          no server found; the message lists every place tried
-        ├── NotConnectedError       the request needs a live connection (or a discovered
-        │                           server) and there is none now
-        ├── StreamClosed            the stream is closed for good (close() or a final error)
-        │   └── AuthenticationError the server refused the credentials (HTTP 401/403): final
-        ├── ConnectionLost          why the last connection ended (the stream reconnects)
-        └── RequestError            the server answered a request with an ``error`` message
+The tree is drawn whole in :mod:`jupyter_rtstream.core.errors`; ``RestError`` lives beside
+the REST client in :mod:`.rest`.
 """
 
 from __future__ import annotations

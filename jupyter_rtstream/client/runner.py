@@ -23,8 +23,9 @@ from .errors import DiscoveryError, NotConnectedError, StreamClosed
 from .events import ConnectionDead, ControlReceived, Delivered, FetchAlerts, RequestOutcome
 from .options import StreamOptions
 from .protocol import ClientProtocol, log
+from .rest import RestAPI
 from .state import ConnectionState, GapEvent, StateChange
-from .transport import Socket, describe_http_error, fetch_alert_history
+from .transport import Socket, describe_http_error
 
 
 class Runner:
@@ -58,7 +59,13 @@ class Runner:
         return self.server_info
 
     async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        return await fetch_alert_history(self.server, self.options, since, self.proto.count_invalid)
+        """The alert history after ``since``; items that do not validate are counted."""
+        api = RestAPI(
+            server=self.server,
+            timeout=self.options.request_timeout,
+            validate_cert=self.options.validate_cert,
+        )
+        return await api.alerts(since, on_invalid=self.proto.count_invalid)
 
     async def run(self) -> None:
         """The background task: discover if needed, then connect, watch, wait, repeat."""

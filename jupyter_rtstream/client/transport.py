@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 
-from pydantic import ValidationError
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from ..core.messages import SUBPROTOCOL, AlertPayload
+from ..core.messages import SUBPROTOCOL
 from .discovery import ServerInfo
-from .errors import ClientError
 from .options import StreamOptions
 from .protocol import FINAL_HTTP
 
@@ -101,34 +98,3 @@ def describe_http_error(server: ServerInfo, exc: HTTPClientError) -> str:
     if exc.code == 404:
         hint = " (is the jupyter_rtstream server extension enabled at this base URL?)"
     return f"WebSocket upgrade to {server.ws_url} refused: HTTP {exc.code}{hint}"
-
-
-async def fetch_alert_history(
-    server: ServerInfo,
-    options: StreamOptions,
-    since: int,
-    invalid: Callable[[str], None],
-) -> list[AlertPayload]:
-    """``GET rtstream/api/alerts?since=``; items that do not validate go to ``invalid``."""
-    request = HTTPRequest(
-        server.api_url(f"rtstream/api/alerts?since={int(since)}"),
-        headers=server.headers(),
-        request_timeout=options.request_timeout,
-        validate_cert=options.validate_cert,
-    )
-    response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    if response.code != 200:
-        raise ClientError(f"GET rtstream/api/alerts answered HTTP {response.code}")
-    try:
-        items = json.loads(response.body)["alerts"]
-        if not isinstance(items, list):
-            raise TypeError("'alerts' is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ClientError(f"GET rtstream/api/alerts: unexpected body ({exc})") from None
-    payloads = []
-    for item in items:
-        try:
-            payloads.append(AlertPayload.model_validate(item))
-        except ValidationError as exc:
-            invalid(f"alert history item: {exc.error_count()} validation errors")
-    return payloads

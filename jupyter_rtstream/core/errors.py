@@ -15,7 +15,7 @@ them all, and nothing else)::
         │   └── AuthenticationError    the server refused the credentials (HTTP 401/403)
         ├── ConnectionLost             why the last connection ended (the stream reconnects)
         ├── RequestError               the server answered a request with an ``error`` message
-        └── RestError                  widgets.rest: a REST request answered with an HTTP error
+        └── RestError                  client.rest: a REST request answered with an HTTP error
                                        (``status``, ``error_code``, ``error_message``)
 
 Protocol errors never travel as exceptions between processes: every rejected client frame

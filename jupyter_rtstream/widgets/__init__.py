@@ -12,12 +12,12 @@ Requires the ``widgets`` extra: ``pip install jupyter-rtstream[widgets]``.
 
 from __future__ import annotations
 
+from ..client.rest import RestAPI, RestError
 from ._render import FrameLimiter, RenderStats
 from .alerts import AlertFeed
 from .chart import PriceChart
 from .controls import AlertRuleForm, SymbolControls
 from .dashboard import Dashboard
-from .rest import RestAPI, RestError
 from .status import StatusBadge
 from .table import IndicatorTable
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ipywidgets import HTML, Button, Dropdown, FloatText, HBox, Layout, Text, VBox
 
+from ..client.rest import RestAPI
 from ..core.vocabulary import (
     ALERT_CONDITIONS,
     INDICATOR_KEYS,
@@ -19,7 +20,6 @@ from ..core.vocabulary import (
     normalize_symbol,
 )
 from ._base import esc
-from .rest import RestAPI
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 

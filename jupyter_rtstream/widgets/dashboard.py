@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from ipywidgets import HTML, Accordion, GridBox, HBox, Layout, VBox
 
+from ..client.rest import RestAPI
 from ..core.vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, normalize_symbol, topic_for
 from ._base import esc
 from ._render import DEFAULT_COALESCE, DEFAULT_FPS, now, summarize
 from .alerts import DEFAULT_MAX_ALERTS, AlertFeed
 from .chart import DEFAULT_OVERLAYS, DEFAULT_WINDOW, PriceChart
 from .controls import AlertRuleForm, SymbolControls
-from .rest import RestAPI
 from .status import StatusBadge
 from .table import IndicatorTable
 

@@ -60,6 +60,8 @@ class FakeServer:
         self.connections: list[_Socket] = []
         self.requests: list[Any] = []
         self.alert_history: list[AlertPayload] = []
+        #: Raw items appended to every history answer (a server that sends bad items).
+        self.raw_history: list[Any] = []
         self.alert_queries: list[str] = []
         self.on_subscribe: Callable[[_Socket, Subscribe], None] | None = None
         self.on_open: Callable[[_Socket], None] | None = None
@@ -177,6 +179,6 @@ class _Alerts(RequestHandler):
             raise HTTPError(self.fake.alerts_status)
         alerts = [
             json.loads(a.model_dump_json()) for a in self.fake.alert_history if a.alert_id > since
-        ]
+        ] + self.fake.raw_history
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"alerts": alerts}))

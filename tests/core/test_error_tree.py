@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from jupyter_rtstream.client import errors as client_errors
+from jupyter_rtstream.client import rest
 from jupyter_rtstream.core import errors
 from jupyter_rtstream.server import store
-from jupyter_rtstream.widgets import rest
 
 MODULES = (errors, client_errors, store, rest)
 

@@ -1,4 +1,10 @@
-"""A small async helper for the REST endpoints (tornado ``AsyncHTTPClient``, token header).
+"""The one REST client of the package: ``rtstream/api/*`` over tornado's ``AsyncHTTPClient``.
+
+The stream fills alert gaps with it and the widgets create rules and post ticks with it, so
+there is one error policy: an HTTP error answer raises :class:`RestError` (with the server's
+``error_code``), a transport failure or an unexpected body raises
+:class:`~.errors.ClientError`. The constructor does no I/O: without a server or a full
+``url`` + ``token`` pair, the server is discovered (off the event loop) on the first request.
 
 ::
 
@@ -13,19 +19,21 @@ Errors answered by the server raise :class:`RestError` with its ``error_code``.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from ..client.discovery import ServerInfo, discover
-from ..client.errors import ClientError
 from ..core.messages import AlertPayload, format_timestamp
+from .discovery import ServerInfo, discover
+from .errors import ClientError
 
 if TYPE_CHECKING:
-    from ..client import Stream
+    from .stream import Stream
 
 
 class RestError(ClientError):
@@ -62,7 +70,10 @@ class RestAPI:
         timeout: float = 10.0,
         validate_cert: bool = True,
     ) -> None:
-        self.server = server if server is not None else discover(url, token)
+        if server is None and url is not None and token is not None:
+            server = ServerInfo(url, token)  # fully named: nothing to look up
+        self._server = server
+        self._lookup = (url, token)
         self.timeout = timeout
         self.validate_cert = validate_cert
 
@@ -71,9 +82,16 @@ class RestAPI:
         """The REST API of the server ``stream`` is connected to (same URL and token)."""
         return cls(server=stream.server, validate_cert=stream.options.validate_cert)
 
+    async def server(self) -> ServerInfo:
+        """The server this client talks to (discovered on first use if it was not given)."""
+        if self._server is None:
+            self._server = await asyncio.to_thread(discover, *self._lookup)
+        return self._server
+
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send a request; the decoded JSON answer (None for 204), else :class:`RestError`."""
-        headers = dict(self.server.headers())
+        server = await self.server()
+        headers = dict(server.headers())
         payload: str | None = None
         if body is not None:
             payload = json.dumps(body, default=_default)
@@ -81,7 +99,7 @@ class RestAPI:
         elif method in ("POST", "PUT", "PATCH"):
             payload = ""
         request = HTTPRequest(
-            self.server.api_url(path),
+            server.api_url(path),
             method=method,
             headers=headers,
             body=payload,
@@ -133,7 +151,30 @@ class RestAPI:
     async def delete_rule(self, rule_id: int) -> None:
         await self.request("DELETE", f"rtstream/api/alerts/rules/{int(rule_id)}")
 
-    async def alerts(self, since: int = 0) -> list[AlertPayload]:
-        """The persisted alert history after alert ``since``, oldest first."""
-        answer = await self.request("GET", f"rtstream/api/alerts?since={int(since)}")
-        return [AlertPayload.model_validate(item) for item in answer["alerts"]]
+    async def alerts(
+        self,
+        since: int = 0,
+        *,
+        limit: int | None = None,
+        on_invalid: Callable[[str], None] | None = None,
+    ) -> list[AlertPayload]:
+        """The persisted alert history after alert ``since``, oldest first (at most
+        ``limit``, or the server's default page). An item that does not validate raises
+        :class:`~.errors.ClientError`, or is skipped and reported to ``on_invalid``."""
+        path = f"rtstream/api/alerts?since={int(since)}"
+        if limit is not None:
+            path += f"&limit={int(limit)}"
+        answer = await self.request("GET", path)
+        items = answer.get("alerts") if isinstance(answer, dict) else None
+        if not isinstance(items, list):
+            raise ClientError(f"GET {path}: unexpected body (no 'alerts' list)")
+        payloads = []
+        for item in items:
+            try:
+                payloads.append(AlertPayload.model_validate(item))
+            except ValidationError as exc:
+                why = f"alert history item: {exc.error_count()} validation errors"
+                if on_invalid is None:
+                    raise ClientError(f"GET {path}: {why}") from None
+                on_invalid(why)
+        return payloads
