@@ -16,6 +16,7 @@ import pytest
 
 from jupyter_rtstream.core.framing import text_frame
 
+from .._wait import wait_until
 from .conftest import of_type, recv_until, send
 from .test_rest import get_json, post_json
 
@@ -29,32 +30,42 @@ def masked_text_frame(text: str) -> bytes:
 
 
 async def stuck_client(port: int, base_url: str, token: str) -> socket.socket:
-    """Upgrade, subscribe to everything, then never read again."""
+    """Upgrade, subscribe to everything, then never read again. Non-blocking: the server
+    runs on this event loop, so a blocking read here would stall it."""
+    loop = asyncio.get_running_loop()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
+    await loop.sock_sendall(
+        sock,
         (
             f"GET {base_url}rtstream/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"Authorization: token {token}\r\n\r\n"
-        ).encode()
+        ).encode(),
     )
-    await asyncio.sleep(0.2)
-    assert sock.recv(12) == b"HTTP/1.1 101"
+    head = b""
+    while len(head) < 12:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 12 - len(head)), 30)
+        assert chunk, "the server closed the upgrade"
+        head += chunk
+    assert head == b"HTTP/1.1 101"
     for kind in ("market_data", "technical_indicators"):
         for symbol in ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA"):
-            sock.sendall(
+            await loop.sock_sendall(
+                sock,
                 masked_text_frame(
                     json.dumps(
                         {"message_type": "subscribe", "subscription_type": kind, "symbol": symbol}
                     )
-                )
+                ),
             )
-    sock.sendall(
-        masked_text_frame('{"message_type":"subscribe","subscription_type":"alerts","symbol":"*"}')
+    await loop.sock_sendall(
+        sock,
+        masked_text_frame('{"message_type":"subscribe","subscription_type":"alerts","symbol":"*"}'),
     )
     return sock
 
@@ -73,14 +84,12 @@ async def test_slow_consumer_is_conflated_then_closed_1013_others_unaffected(
         await send(healthy, message_type="subscribe", subscription_type=kind, symbol=symbol)
         await recv_until(healthy, of_type("ack"))
     stuck = await stuck_client(jp_http_port, jp_base_url, jp_serverapp.identity_provider.token)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while len(rtstream_app.connections) < 2 or not all(
-        c.session.outbox.subscriptions for c in rtstream_app.connections
-    ):
-        assert loop.time() < deadline
-        await asyncio.sleep(0.02)
-    (slow,) = [c for c in rtstream_app.connections if len(c.session.outbox.subscriptions) == 11]
+
+    def stuck_connections() -> list[Any]:
+        return [c for c in rtstream_app.connections if len(c.session.outbox.subscriptions) == 11]
+
+    await wait_until(lambda: len(stuck_connections()) == 1, 30, "the stuck client's 11 topics")
+    (slow,) = stuck_connections()
     slow.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
     # Market data keeps flowing; the stuck client lags and its frames are conflated.
@@ -105,19 +114,24 @@ async def test_slow_consumer_is_conflated_then_closed_1013_others_unaffected(
         "severity": "low",
     }
     assert (await post_json(jp_fetch, "alerts", "rules", body=rule))[0] == 201
-    prices = [99.0, 101.0] * 30  # 30 crossings -> 30 alerts
-    await post_json(
-        jp_fetch, "ticks", body={"ticks": [{"symbol": "XYZ", "price": p} for p in prices]}
-    )
+    # Alerts are never conflated: when they no longer fit, the stuck client is closed 1013.
+    # Two batches of 30 alerts: each fits a healthy reader's outbox (40 messages), but the
+    # stuck client keeps all of them (it never drains), so 60 cannot fit however much the
+    # kernel's socket buffers absorbed before, and it is closed at the latest in batch two.
+    ids: list[int] = []
+    for _ in range(2):
+        prices = [99.0, 101.0] * 30  # one alert per crossing
+        await post_json(
+            jp_fetch, "ticks", body={"ticks": [{"symbol": "XYZ", "price": p} for p in prices]}
+        )
+        alerts = [await recv_until(healthy, of_type("alert")) for _ in range(30)]
+        ids += [a["data"]["alert_id"] for a in alerts]
+    await wait_until(lambda: slow.session.close_request is not None, what="the 1013 close")
     assert slow.session.close_request is not None
     assert slow.session.close_request[0] == 1013
     assert json.loads(slow.session.close_request[1])["reason"] == "SLOW_CONSUMER"
-    deadline = loop.time() + 15
-    while slow in rtstream_app.connections:  # closed now, aborted if the peer never answers
-        assert loop.time() < deadline
-        await asyncio.sleep(0.05)
+    # Closed now; Tornado aborts it if the peer never answers the closing handshake (5 s).
+    await wait_until(lambda: slow not in rtstream_app.connections, 30, "the stuck client gone")
     # The healthy client got every alert, in order, once.
-    alerts = [await recv_until(healthy, of_type("alert")) for _ in range(30)]
-    ids = [a["data"]["alert_id"] for a in alerts]
-    assert ids == sorted(set(ids)) and len(ids) == 30
+    assert ids == sorted(set(ids)) and len(ids) == 60
     stuck.close()
