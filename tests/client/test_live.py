@@ -172,8 +172,10 @@ def test_cut_reconnect_resume_without_loss_or_duplicates(
             assert reconnected is not None
             reconnect_times.append(reconnected - cut_at)
             replayed.append(rec.burst("market_data:AAPL", reconnected))
-            await asyncio.sleep(0.5)
-            assert all(len(rec.seqs[t]) > n for t, n in before.items())
+            await wait_until(
+                lambda: all(len(rec.seqs[t]) > n for t, n in before.items()),  # noqa: B023
+                what="every topic flowing again",
+            )
         await stream.close()
         await proxy.close()
         for topic in ("market_data:AAPL", "market_data:MSFT", "market_data:GOOG"):

@@ -85,10 +85,13 @@ def test_kill_restart_stop_and_token_change(capsys: pytest.CaptureFixture[str]) 
         await post_ticks(server, "RSTX", [101.0, 99.0])  # live again after the fill
         history = await alert_history(server, "RSTX")
         await wait_until(lambda: rec.alert_ids["alerts:RSTX"] == history, what="live alert")
-        await asyncio.sleep(0.5)
+
         # The new epoch's messages flow, in order, without duplicates.
-        new_epoch = [s for e, s in rec.seqs["market_data:AAPL"] if e == stream.epoch]
-        assert len(new_epoch) >= 3 and new_epoch == sorted(set(new_epoch))
+        def new_epoch() -> list[int]:
+            return [s for e, s in rec.seqs["market_data:AAPL"] if e == stream.epoch]
+
+        await wait_until(lambda: len(new_epoch()) >= 3, what="the new epoch's messages")
+        assert new_epoch() == sorted(set(new_epoch()))
         assert rec.continuity("market_data:AAPL")[1] == 0
 
         # 2. Graceful stop: close 1001 with a spread retry_after; the client waits that long.

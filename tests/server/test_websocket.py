@@ -14,6 +14,7 @@ from tornado.websocket import WebSocketClientConnection
 
 from jupyter_rtstream.core.messages import server_message_adapter
 
+from .._wait import wait_until
 from .conftest import of_type, recv, recv_until, send
 
 
@@ -186,9 +187,9 @@ async def test_resume_after_drop_replays_the_gap(ws_connect: Any, rtstream_app: 
     await subscribe(ws, symbol="GOOG")
     last = (await recv_until(ws, of_type("market_data")))["seq"]
     ws.close()
-    await asyncio.sleep(0.3)  # ticks keep coming while we are away
     topic = rtstream_app.hub.topics["market_data:GOOG"]
-    assert topic.seq > last + 3, "the feed moved on while the client was away"
+    # Ticks keep coming while we are away.
+    await wait_until(lambda: topic.seq > last + 3, what="the feed moving on")
     ws2 = await ws_connect()
     ack = await subscribe(ws2, symbol="GOOG", resume_from=last, epoch=epoch, request_id="r")
     assert ack["data"]["recovered"] is True
