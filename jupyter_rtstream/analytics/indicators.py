@@ -9,7 +9,7 @@ Inputs are assumed finite (``IndicatorSet`` validates them once per tick); these
 not re-check them on the hot path.
 
 Numerics: windowed sums (SMA, Bollinger, volatility) are kept exactly as integers (see
-``_ExactWindow``), so means and variances are correctly rounded, never drift and never
+``ExactWindow``), so means and variances are correctly rounded, never drift and never
 suffer the cancellation of ``E[x²] - E[x]²`` at price levels far from zero; flat windows give
 exact zeros. The session VWAP's sums of positive terms use Neumaier compensation. The
 EMA-type recurrences (EMA, RSI, MACD) follow TA-Lib's operation order.
@@ -18,8 +18,9 @@ EMA-type recurrences (EMA, RSI, MACD) follow TA-Lib's operation order.
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import NamedTuple
+
+from .exact import ExactWindow
 
 __all__ = [
     "EMA",
@@ -62,7 +63,7 @@ class BollingerResult(NamedTuple):
 class SMA:
     """Simple moving average over the last ``period`` values (TA-Lib ``SMA``).
 
-    The window sum is kept exactly (see ``_ExactWindow``), so the value is the correctly
+    The window sum is kept exactly (see ``ExactWindow``), so the value is the correctly
     rounded mean of the window however long the stream runs.
     """
 
@@ -70,7 +71,7 @@ class SMA:
 
     def __init__(self, period: int = 20) -> None:
         self.period = _check_period("period", period)
-        self._window = _ExactWindow(period, squares=False)
+        self._window = ExactWindow(period, squares=False)
         self._value: float | None = None
 
     @property
@@ -276,93 +277,6 @@ class MACD:
         return self._value
 
 
-class _ExactWindow:
-    """Sum and sum of squares of a sliding window, kept *exactly*, O(1) per push.
-
-    Each float is a dyadic rational, so ``x · 2**shift`` is an integer once ``shift`` is
-    large enough (about 46 bits for prices near 100); the window's sums of those integers
-    and of their squares are Python ints, so adding and evicting values never loses a bit.
-    Mean and population variance are then single correctly rounded divisions of exact
-    numbers: no drift over long streams, no cancellation (``n·Σx² - (Σx)²`` is exact and
-    never negative, so no clamping is needed), and a window of identical values has a mean
-    of exactly that value and a variance of exactly 0. ``shift`` only grows, when a value
-    with more fractional bits arrives (rescaling the sums is a shift, still O(1)); the ints
-    stay a few machine words long. Inputs must be finite.
-    """
-
-    __slots__ = (
-        "_mean_den",
-        "_s1",
-        "_s2",
-        "_scale",
-        "_shift",
-        "_squares",
-        "_var_den",
-        "_window",
-        "period",
-    )
-
-    def __init__(self, period: int, *, squares: bool = True) -> None:
-        self.period = period
-        self._window: deque[float] = deque()
-        self._squares = squares
-        self._shift = 0
-        self._scale = 1.0
-        self._s1 = 0
-        self._s2 = 0
-        self._mean_den = period
-        self._var_den = period * period
-
-    def _as_int(self, x: float) -> int:
-        """``x · 2**shift`` as an exact int, growing ``shift`` first if ``x`` needs it."""
-        y = x * self._scale
-        if y.is_integer():
-            return int(y)
-        num, den = x.as_integer_ratio()
-        bits = den.bit_length() - 1
-        if bits > self._shift:
-            grow = bits - self._shift
-            self._s1 <<= grow
-            self._s2 <<= 2 * grow
-            self._mean_den <<= grow
-            self._var_den <<= 2 * grow
-            self._shift = bits
-            # Past 2**1000 the float scale would overflow; such values take this path.
-            self._scale = 2.0**bits if bits <= 1000 else math.inf
-        return num << (self._shift - bits)
-
-    def push(self, x: float) -> bool:
-        """Add ``x``, evicting the oldest value once full; return True when full."""
-        xi = self._as_int(x)  # first: a non-finite x raises before any state changes
-        window = self._window
-        window.append(x)
-        s1 = self._s1 + xi
-        full = len(window) > self.period
-        if self._squares:
-            s2 = self._s2 + xi * xi
-            if full:
-                old = self._as_int(window.popleft())
-                s1 -= old
-                s2 -= old * old
-            self._s2 = s2
-        elif full:
-            s1 -= self._as_int(window.popleft())
-        self._s1 = s1
-        return len(window) == self.period
-
-    def mean(self) -> float:
-        """Correctly rounded mean of the (full) window."""
-        return self._s1 / self._mean_den
-
-    def variance(self) -> float:
-        """Correctly rounded population variance of the (full) window."""
-        s1 = self._s1
-        try:
-            return (self.period * self._s2 - s1 * s1) / self._var_den
-        except OverflowError:  # values beyond ~1e154 square past the float range
-            return math.inf
-
-
 class BollingerBands:
     """Bollinger bands (TA-Lib ``BBANDS`` with ``matype=0``): SMA ± k·sigma, population sigma."""
 
@@ -373,7 +287,7 @@ class BollingerBands:
         if not math.isfinite(k) or k < 0.0:
             raise ValueError(f"k must be a finite number >= 0, got {k!r}")
         self.k = float(k)
-        self._window = _ExactWindow(period)
+        self._window = ExactWindow(period)
         self._value: BollingerResult | None = None
 
     @property
@@ -443,7 +357,7 @@ class RollingVolatility:
 
     def __init__(self, period: int = 20) -> None:
         self.period = _check_period("period", period)
-        self._returns = _ExactWindow(period)
+        self._returns = ExactWindow(period)
         self._prev: float | None = None
         self._value: float | None = None
 
