@@ -42,7 +42,7 @@ $(NPM_STAMP): labextension/package-lock.json
 	touch $@
 
 labextension: setup $(NPM_STAMP)
-	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm run build
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
 
 # Generated types/validators up to date, eslint + prettier, tsc --noEmit, vitest.
 lab-check: $(NPM_STAMP)
