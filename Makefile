@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PORT ?= 8888
 
-.PHONY: setup demo test test-repeat lint typecheck schema pytest bench clean
+.PHONY: setup demo test test-repeat lint typecheck schema pytest bench clean \
+	labextension lab-check uitest bench-browser
+NPM_STAMP := labextension/node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,10 +32,30 @@ schema: setup
 	$(PY) -m jupyter_rtstream.schema --check
 
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/ui
 	$(PY) -m pytest --nbval notebooks -p jupyter_rtstream.testing --rtstream-server
 
-test: lint typecheck schema pytest
+# The JupyterLab extension: node deps from the committed lockfile, then the build into
+# jupyter_rtstream/labextension (pip install / make setup build it too, via hatch).
+$(NPM_STAMP): labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund
+	touch $@
+
+labextension: setup $(NPM_STAMP)
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" npm run build
+
+# Generated types/validators up to date, eslint + prettier, tsc --noEmit, vitest.
+lab-check: $(NPM_STAMP)
+	cd labextension && npm run check
+
+# Real-browser tests: jupyter lab + Debian's Chromium (apt-get install chromium).
+uitest: labextension
+	$(PY) -m pytest tests/ui
+
+bench-browser: labextension
+	$(PY) -m jupyter_rtstream.bench.browser --tick-rate 10 --tick-rate 200
+
+test: lint typecheck schema lab-check pytest uitest
 
 # The suite N times in a row (HOG=1: with a busy loop on every core beside it).
 N ?= 5
@@ -45,4 +67,5 @@ bench: setup
 	$(PY) -m jupyter_rtstream.bench --quick --json bench-quick.json
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .test-repeat
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .test-repeat \
+		labextension/node_modules labextension/lib jupyter_rtstream/labextension

@@ -35,3 +35,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server.app import RtstreamApp
 
     return [{"module": "jupyter_rtstream.server.app", "app": RtstreamApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "jupyter-rtstream"}]
