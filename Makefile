@@ -60,7 +60,7 @@ test: lint typecheck schema lab-check pytest uitest
 # The suite N times in a row (HOG=1: with a busy loop on every core beside it).
 N ?= 5
 HOG ?= 0
-test-repeat: setup
+test-repeat: labextension
 	N=$(N) HOG=$(HOG) PY=$(PY) bash .ci/repeat
 
 bench: setup
