@@ -7,7 +7,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PORT ?= 8888
 
 .PHONY: setup demo test test-repeat lint typecheck schema pytest bench clean \
-	labextension lab-check uitest bench-browser
+	labextension lab-check browser uitest bench-browser
 NPM_STAMP := labextension/node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
@@ -48,11 +48,24 @@ labextension: setup $(NPM_STAMP)
 lab-check: $(NPM_STAMP)
 	cd labextension && npm run check
 
-# Real-browser tests: jupyter lab + Debian's Chromium (apt-get install chromium).
-uitest: labextension
+# Debian's Chromium for the browser tests: installed here when missing and we are root
+# (as on CI); Playwright never downloads a browser of its own.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq chromium; \
+		else \
+			echo "The browser tests need Chromium at $(CHROMIUM): apt-get install chromium" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+# Real-browser tests: jupyter lab + Debian's Chromium.
+uitest: labextension browser
 	$(PY) -m pytest tests/ui
 
-bench-browser: labextension
+bench-browser: labextension browser
 	$(PY) -m jupyter_rtstream.bench.browser --tick-rate 10 --tick-rate 200
 
 test: lint typecheck schema lab-check pytest uitest
