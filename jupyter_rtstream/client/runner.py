@@ -21,10 +21,11 @@ from .discovery import ServerInfo, discover
 from .dispatch import Dispatcher
 from .errors import DiscoveryError, NotConnectedError, StreamClosed
 from .events import ConnectionDead, ControlReceived, Delivered, FetchAlerts, RequestOutcome
+from .lifecycle import log
 from .options import StreamOptions
-from .protocol import ClientProtocol, log
+from .protocol import ClientProtocol
 from .state import ConnectionState, GapEvent, StateChange
-from .transport import Socket, describe_http_error, fetch_alert_history
+from .transport import Socket, classify_open_error, describe_http_error, fetch_alert_history
 
 
 class Runner:
@@ -57,8 +58,10 @@ class Runner:
             raise NotConnectedError("the server is not discovered yet: await wait_connected()")
         return self.server_info
 
-    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        return await fetch_alert_history(self.server, self.options, since, self.proto.count_invalid)
+    async def fetch_alerts(self, since: int = 0, symbol: str | None = None) -> list[AlertPayload]:
+        return await fetch_alert_history(
+            self.server, self.options, since, self.proto.count_invalid, symbol
+        )
 
     async def run(self) -> None:
         """The background task: discover if needed, then connect, watch, wait, repeat."""
@@ -92,12 +95,20 @@ class Runner:
         sock = self.socket = Socket(proto.begin_attempt(loop.time()))
         try:
             await sock.open(server, self.options, lambda raw: self._on_frame(sock, raw))
-        except HTTPClientError as exc:
-            why = describe_http_error(server, exc)
-            proto.connection_failed(why, loop.time(), utc_now(), http_status=exc.code)
-        except Exception as exc:  # refused, reset, timeout, TLS, non-WebSocket answer...
-            why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
-            proto.connection_failed(why, loop.time(), utc_now())
+        except Exception as exc:  # refused, reset, timeout, HTTP answer, TLS, non-WebSocket...
+            failure = classify_open_error(exc)
+            if isinstance(exc, HTTPClientError):
+                why = describe_http_error(server, exc)
+            else:
+                why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
+            proto.connection_failed(
+                why,
+                loop.time(),
+                utc_now(),
+                http_status=failure.http_status,
+                retry_after=failure.retry_after,
+                timeout=failure.timeout,
+            )
         else:
             if proto.closing:
                 await sock.close(timeout=1.0)
@@ -203,13 +214,13 @@ class Runner:
         history: list[AlertPayload] | None = None
         error: str | None = None
         try:
-            history = await self.fetch_alerts(request.since)
+            history = await self.fetch_alerts(request.since, request.symbol)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "rtstream: could not fill the alert gap of %s: %s", request.gap.topic, error
             )
-        self.proto.receive_alert_history(request.gap, history, error)
+        self.proto.receive_alert_history(request, history, error)
         self.process()
 
     def where(self) -> str:

@@ -9,17 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import HTTPTimeoutError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from ..core.backoff import parse_retry_after
 from ..core.messages import SUBPROTOCOL, AlertPayload
 from .discovery import ServerInfo
 from .errors import ClientError
+from .lifecycle import FINAL_HTTP
 from .options import StreamOptions
-from .protocol import FINAL_HTTP
+
+#: Page size of the alert history requests (the server's default; its maximum is 10,000).
+ALERT_PAGE = 1000
+#: At most this many pages per fill (10 million alerts): a server that keeps answering full
+#: pages forever must not keep a client busy forever.
+ALERT_MAX_PAGES = 10_000
 
 
 class Socket:
@@ -52,6 +63,7 @@ class Socket:
             request,
             on_message_callback=on_frame,
             subprotocols=[SUBPROTOCOL] if options.subprotocol else None,
+            max_message_size=options.max_message_size,
         )
 
     @property
@@ -86,6 +98,26 @@ class Socket:
         self.wakeup.set()
 
 
+@dataclass(frozen=True)
+class OpenFailure:
+    """What a failed :meth:`Socket.open` tells the protocol (its ``connection_failed`` args)."""
+
+    http_status: int | None = None
+    retry_after: float | None = None
+    timeout: bool = False
+
+
+def classify_open_error(exc: BaseException) -> OpenFailure:
+    """Sort Tornado's exceptions: an HTTP answer (with ``Retry-After``), a timeout, or
+    refused/reset (everything else that happens before the upgrade completes)."""
+    if isinstance(exc, HTTPTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return OpenFailure(timeout=True)
+    if isinstance(exc, HTTPClientError) and exc.code != 599:
+        header = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        return OpenFailure(exc.code, parse_retry_after(header, time.time()))
+    return OpenFailure()
+
+
 def describe_http_error(server: ServerInfo, exc: HTTPClientError) -> str:
     """What a refused or failed upgrade means, with the hint that fixes it."""
     if exc.code in FINAL_HTTP:
@@ -108,10 +140,42 @@ async def fetch_alert_history(
     options: StreamOptions,
     since: int,
     invalid: Callable[[str], None],
+    symbol: str | None = None,
+    page: int = ALERT_PAGE,
 ) -> list[AlertPayload]:
-    """``GET rtstream/api/alerts?since=``; items that do not validate go to ``invalid``."""
+    """Every alert after ``since`` (of ``symbol``, if given), oldest first: pages through
+    ``GET rtstream/api/alerts?since=&limit=`` until a page comes back short.
+
+    Items that do not validate go to ``invalid``. Stops (without error) if the server's ids
+    do not advance, so a misbehaving server cannot loop it.
+    """
+    out: list[AlertPayload] = []
+    cursor = int(since)
+    for _ in range(ALERT_MAX_PAGES):
+        items = await _alert_page(server, options, cursor, page, symbol)
+        ids = []
+        for item in items:
+            try:
+                payload = AlertPayload.model_validate(item)
+            except ValidationError as exc:
+                invalid(f"alert history item: {exc.error_count()} validation errors")
+                continue
+            out.append(payload)
+            ids.append(payload.alert_id)
+        if len(items) < page or not ids or max(ids) <= cursor:
+            break
+        cursor = max(ids)
+    return out
+
+
+async def _alert_page(
+    server: ServerInfo, options: StreamOptions, since: int, limit: int, symbol: str | None
+) -> list[object]:
+    query = f"since={since}&limit={limit}"
+    if symbol is not None:
+        query += f"&symbol={quote(symbol)}"
     request = HTTPRequest(
-        server.api_url(f"rtstream/api/alerts?since={int(since)}"),
+        server.api_url(f"rtstream/api/alerts?{query}"),
         headers=server.headers(),
         request_timeout=options.request_timeout,
         validate_cert=options.validate_cert,
@@ -125,10 +189,4 @@ async def fetch_alert_history(
             raise TypeError("'alerts' is not a list")
     except (ValueError, KeyError, TypeError) as exc:
         raise ClientError(f"GET rtstream/api/alerts: unexpected body ({exc})") from None
-    payloads = []
-    for item in items:
-        try:
-            payloads.append(AlertPayload.model_validate(item))
-        except ValidationError as exc:
-            invalid(f"alert history item: {exc.error_count()} validation errors")
-    return payloads
+    return items
