@@ -136,7 +136,7 @@ class _Snapshot:
 
     def __init__(self, stream: Stream) -> None:
         self.state = stream.state
-        self.status_text = stream.status_text
+        self.status_text = getattr(stream, "status_text", "")  # duck-typed streams too
         self.attempts = stream.attempts
         self.next_retry_at = stream.next_retry_at
         self.last_error = stream.last_error
