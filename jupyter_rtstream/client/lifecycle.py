@@ -162,8 +162,9 @@ class ConnectionLifecycle:
         retry_after: float | None = None,
         timeout: bool = False,
     ) -> None:
-        """The attempt never opened: refused or reset (the default), a ``timeout``, or the
-        upgrade answered ``http_status`` (with a clamped ``Retry-After``: ``retry_after``)."""
+        """The attempt never opened: refused or reset (the default), a ``timeout`` (or any
+        other sign that a server answered, badly), or the upgrade answered ``http_status``
+        (with a clamped ``Retry-After``: ``retry_after``)."""
         self._end_link(None)
         if http_status is not None:
             failure = classify_http(http_status, retry_after)

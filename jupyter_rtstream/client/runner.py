@@ -107,7 +107,7 @@ class Runner:
                 utc_now(),
                 http_status=failure.http_status,
                 retry_after=failure.retry_after,
-                timeout=failure.timeout,
+                timeout=failure.timeout or failure.overload,
             )
         else:
             if proto.closing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.simple_httpclient import HTTPTimeoutError
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
 from ..core.backoff import parse_retry_after
 from ..core.messages import SUBPROTOCOL, AlertPayload
@@ -105,6 +106,7 @@ class OpenFailure:
     http_status: int | None = None
     retry_after: float | None = None
     timeout: bool = False
+    overload: bool = False
 
 
 def classify_open_error(exc: BaseException) -> OpenFailure:
@@ -115,6 +117,10 @@ def classify_open_error(exc: BaseException) -> OpenFailure:
     if isinstance(exc, HTTPClientError) and exc.code != 599:
         header = exc.response.headers.get("Retry-After") if exc.response is not None else None
         return OpenFailure(exc.code, parse_retry_after(header, time.time()))
+    if isinstance(exc, WebSocketError | ssl.SSLError):
+        # Something answers, but not a WebSocket (a 2xx page) or not with a valid TLS
+        # handshake: not "nothing listens", so no quick retries; back off as from an overload.
+        return OpenFailure(overload=True)
     return OpenFailure()
 
 
