@@ -51,11 +51,21 @@ class RequestOutcome:
 
 @dataclass(frozen=True)
 class FetchAlerts:
-    """Fill an alert gap: ``GET rtstream/api/alerts?since=<since>``, then hand the result to
-    :meth:`~.protocol.ClientProtocol.receive_alert_history` with this ``gap``."""
+    """Fill an alert gap: page through ``GET rtstream/api/alerts?since=<since>`` (with
+    ``symbol`` unless it is ``"*"``) until the end, then hand everything to
+    :meth:`~.protocol.ClientProtocol.receive_alert_history` with this request.
+
+    ``generation`` and ``fill`` name the subscription and the fill it was made for, so an
+    answer arriving after an unsubscribe/subscribe or a newer gap is not delivered; ``epoch``
+    is the server epoch whose store answers (alerts are keyed by ``(epoch, alert_id)``).
+    """
 
     gap: GapEvent
     since: int
+    symbol: str | None = None
+    generation: int = 0
+    fill: int = 0
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)

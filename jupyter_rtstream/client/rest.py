@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -34,6 +35,12 @@ from .errors import ClientError
 
 if TYPE_CHECKING:
     from .stream import Stream
+
+#: Page size of alert history requests (the server's default; its maximum is 10,000).
+ALERT_PAGE = 1000
+#: At most this many pages per history read (10 million alerts): a server that keeps
+#: answering full pages forever must not keep a client busy forever.
+ALERT_MAX_PAGES = 10_000
 
 
 class RestError(ClientError):
@@ -156,14 +163,52 @@ class RestAPI:
         since: int = 0,
         *,
         limit: int | None = None,
+        symbol: str | None = None,
         on_invalid: Callable[[str], None] | None = None,
     ) -> list[AlertPayload]:
-        """The persisted alert history after alert ``since``, oldest first (at most
-        ``limit``, or the server's default page). An item that does not validate raises
-        :class:`~.errors.ClientError`, or is skipped and reported to ``on_invalid``."""
+        """One page of the persisted alert history after alert ``since`` (of ``symbol``),
+        oldest first: at most ``limit``, or the server's default page. An item that does
+        not validate raises :class:`~.errors.ClientError`, or is skipped and reported to
+        ``on_invalid``."""
+        payloads, _ = await self._alert_page(since, limit, symbol, on_invalid)
+        return payloads
+
+    async def alert_history(
+        self,
+        since: int = 0,
+        *,
+        symbol: str | None = None,
+        page: int = ALERT_PAGE,
+        on_invalid: Callable[[str], None] | None = None,
+    ) -> list[AlertPayload]:
+        """Every alert after ``since`` (of ``symbol``): pages until one comes back short.
+
+        Stops, without error, if the ids stop advancing, so a misbehaving server cannot
+        loop it."""
+        out: list[AlertPayload] = []
+        cursor = int(since)
+        for _ in range(ALERT_MAX_PAGES):
+            payloads, count = await self._alert_page(cursor, page, symbol, on_invalid)
+            out += payloads
+            newest = max((a.alert_id for a in payloads), default=cursor)
+            if count < page or newest <= cursor:
+                break
+            cursor = newest
+        return out
+
+    async def _alert_page(
+        self,
+        since: int,
+        limit: int | None,
+        symbol: str | None,
+        on_invalid: Callable[[str], None] | None,
+    ) -> tuple[list[AlertPayload], int]:
+        """The valid alerts of one page, and how many items the page held."""
         path = f"rtstream/api/alerts?since={int(since)}"
         if limit is not None:
             path += f"&limit={int(limit)}"
+        if symbol is not None:
+            path += f"&symbol={quote(symbol)}"
         answer = await self.request("GET", path)
         items = answer.get("alerts") if isinstance(answer, dict) else None
         if not isinstance(items, list):
@@ -177,4 +222,4 @@ class RestAPI:
                 if on_invalid is None:
                     raise ClientError(f"GET {path}: {why}") from None
                 on_invalid(why)
-        return payloads
+        return payloads, len(items)

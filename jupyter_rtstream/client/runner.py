@@ -21,11 +21,12 @@ from .discovery import ServerInfo, discover
 from .dispatch import Dispatcher
 from .errors import DiscoveryError, NotConnectedError, StreamClosed
 from .events import ConnectionDead, ControlReceived, Delivered, FetchAlerts, RequestOutcome
+from .lifecycle import log
 from .options import StreamOptions
-from .protocol import ClientProtocol, log
+from .protocol import ClientProtocol
 from .rest import RestAPI
 from .state import ConnectionState, GapEvent, StateChange
-from .transport import Socket, describe_http_error
+from .transport import Socket, classify_open_error, describe_http_error
 
 
 class Runner:
@@ -58,14 +59,14 @@ class Runner:
             raise NotConnectedError("the server is not discovered yet: await wait_connected()")
         return self.server_info
 
-    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        """The alert history after ``since``; items that do not validate are counted."""
+    async def fetch_alerts(self, since: int = 0, symbol: str | None = None) -> list[AlertPayload]:
+        """Every alert after ``since`` (of ``symbol``), paged; invalid items are counted."""
         api = RestAPI(
             server=self.server,
             timeout=self.options.request_timeout,
             validate_cert=self.options.validate_cert,
         )
-        return await api.alerts(since, on_invalid=self.proto.count_invalid)
+        return await api.alert_history(since, symbol=symbol, on_invalid=self.proto.count_invalid)
 
     async def run(self) -> None:
         """The background task: discover if needed, then connect, watch, wait, repeat."""
@@ -99,12 +100,20 @@ class Runner:
         sock = self.socket = Socket(proto.begin_attempt(loop.time()))
         try:
             await sock.open(server, self.options, lambda raw: self._on_frame(sock, raw))
-        except HTTPClientError as exc:
-            why = describe_http_error(server, exc)
-            proto.connection_failed(why, loop.time(), utc_now(), http_status=exc.code)
-        except Exception as exc:  # refused, reset, timeout, TLS, non-WebSocket answer...
-            why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
-            proto.connection_failed(why, loop.time(), utc_now())
+        except Exception as exc:  # refused, reset, timeout, HTTP answer, TLS, non-WebSocket...
+            failure = classify_open_error(exc)
+            if isinstance(exc, HTTPClientError):
+                why = describe_http_error(server, exc)
+            else:
+                why = f"could not connect to {server.ws_url}: {type(exc).__name__}: {exc}"
+            proto.connection_failed(
+                why,
+                loop.time(),
+                utc_now(),
+                http_status=failure.http_status,
+                retry_after=failure.retry_after,
+                timeout=failure.timeout or failure.overload,
+            )
         else:
             if proto.closing:
                 await sock.close(timeout=1.0)
@@ -210,13 +219,13 @@ class Runner:
         history: list[AlertPayload] | None = None
         error: str | None = None
         try:
-            history = await self.fetch_alerts(request.since)
+            history = await self.fetch_alerts(request.since, request.symbol)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "rtstream: could not fill the alert gap of %s: %s", request.gap.topic, error
             )
-        self.proto.receive_alert_history(request.gap, history, error)
+        self.proto.receive_alert_history(request, history, error)
         self.process()
 
     def where(self) -> str:

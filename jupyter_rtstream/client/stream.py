@@ -96,8 +96,9 @@ class Stream:
     server is discovered in the background task, off the loop; ``Stream(server=discover())``
     is the explicit synchronous spelling.
 
-    Observable state: :attr:`state` (:class:`ConnectionState`), :attr:`attempts`,
-    :attr:`last_error`, :attr:`last_close`, :attr:`next_retry_at`, and ``on("state", cb)``.
+    Observable state: :attr:`state` (:class:`ConnectionState`), :attr:`status_text`,
+    :attr:`attempts`, :attr:`last_error`, :attr:`last_close`, :attr:`next_retry_at`, and
+    ``on("state", cb)``.
     Counters: :attr:`stats`. Session facts: :attr:`epoch`, :attr:`client_id`,
     :attr:`heartbeat_interval`, :attr:`conflated`, :attr:`subscriptions`.
     """
@@ -109,6 +110,10 @@ class Stream:
         "unlike last_error, failed reconnection attempts leave it alone."
     )
     next_retry_at = _Mirror[datetime | None]("UTC time of the next attempt, if one is due.")
+    status_text = _Mirror[str](
+        "Why the stream is in its state, for people: 'connected', 'server not reachable, "
+        "retrying', 'server busy (close 1013), retrying in 12 s', 'refused: 403'..."
+    )
     epoch = _Mirror[str | None]("The server's epoch (seqs restart when it changes).")
     client_id = _Mirror[str | None]("The id the server gave the current connection.")
     heartbeat_interval = _Mirror[float | None]("The server's heartbeat interval (s).")
@@ -150,7 +155,8 @@ class Stream:
 
     @property
     def attempts(self) -> int:
-        """Failed or lost connections since the last healthy one (0 while connected)."""
+        """Failed attempts of the current outage (0 while connected). The overload backoff
+        escalation is separate and only resets after a stable connection."""
         return self._proto.policy.attempts
 
     @property
@@ -262,9 +268,10 @@ class Stream:
         self._proto.finish(None)
         self._runner.process()
 
-    async def fetch_alerts(self, since: int = 0) -> list[AlertPayload]:
-        """``GET rtstream/api/alerts?since=<alert_id>``: the alert history after ``since``."""
-        return await self._runner.fetch_alerts(since)
+    async def fetch_alerts(self, since: int = 0, symbol: str | None = None) -> list[AlertPayload]:
+        """The alert history after ``since`` (of ``symbol``, if given), oldest first: every
+        page of ``GET rtstream/api/alerts?since=<alert_id>&limit=``."""
+        return await self._runner.fetch_alerts(since, symbol)
 
     def __aiter__(self) -> Stream:
         return self

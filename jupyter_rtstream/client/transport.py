@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.simple_httpclient import HTTPTimeoutError
+from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
+from ..core.backoff import parse_retry_after
 from ..core.messages import SUBPROTOCOL
 from .discovery import ServerInfo
+from .lifecycle import FINAL_HTTP
 from .options import StreamOptions
-from .protocol import FINAL_HTTP
 
 
 class Socket:
@@ -49,6 +54,7 @@ class Socket:
             request,
             on_message_callback=on_frame,
             subprotocols=[SUBPROTOCOL] if options.subprotocol else None,
+            max_message_size=options.max_message_size,
         )
 
     @property
@@ -81,6 +87,31 @@ class Socket:
                 iostream.close()
         self.closed.set()
         self.wakeup.set()
+
+
+@dataclass(frozen=True)
+class OpenFailure:
+    """What a failed :meth:`Socket.open` tells the protocol (its ``connection_failed`` args)."""
+
+    http_status: int | None = None
+    retry_after: float | None = None
+    timeout: bool = False
+    overload: bool = False
+
+
+def classify_open_error(exc: BaseException) -> OpenFailure:
+    """Sort Tornado's exceptions: an HTTP answer (with ``Retry-After``), a timeout, or
+    refused/reset (everything else that happens before the upgrade completes)."""
+    if isinstance(exc, HTTPTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return OpenFailure(timeout=True)
+    if isinstance(exc, HTTPClientError) and exc.code != 599:
+        header = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        return OpenFailure(exc.code, parse_retry_after(header, time.time()))
+    if isinstance(exc, WebSocketError | ssl.SSLError):
+        # Something answers, but not a WebSocket (a 2xx page) or not with a valid TLS
+        # handshake: not "nothing listens", so no quick retries; back off as from an overload.
+        return OpenFailure(overload=True)
+    return OpenFailure()
 
 
 def describe_http_error(server: ServerInfo, exc: HTTPClientError) -> str:

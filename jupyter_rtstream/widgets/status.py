@@ -30,8 +30,10 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
 
     Feed it the client's ``StateChange`` events and ``connection_status`` messages
     (``badge.bind(stream)`` does both), or call ``badge.handle(...)`` yourself. Shows the
-    state, failed attempts, the next retry time, the last error (escaped) and how many
-    messages the server conflated because this client lagged.
+    state, why in words (the stream's ``status_text``: "server not reachable, retrying",
+    "server busy (close 1013), retrying in 12 s", "refused: 403"), failed attempts, the next
+    retry time, the last error (escaped) and how many messages the server conflated because
+    this client lagged.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._init_live(fps, coalesce)
         self.state = "disconnected"
+        self.status_text = ""
         self.attempts = 0
         self.next_retry_at: datetime | None = None
         self.last_error: str | None = None
@@ -92,6 +95,7 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
         if not self.history or self.history[-1] != value:
             self.history.append(value)
         self.state = value
+        self.status_text = str(getattr(message, "status_text", "") or "")
         self.attempts = int(getattr(message, "attempts", 0) or 0)
         self.next_retry_at = getattr(message, "next_retry_at", None)
         error = getattr(message, "last_error", None)
@@ -111,6 +115,8 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
             f'style="background:{color};color:white;border-radius:0.8em;'
             f'padding:0.1em 0.7em;font-weight:600">&#9679; {esc(self.state)}</span>'
         ]
+        if self.status_text and self.status_text != self.state:
+            parts.append(f'<span class="rtstream-reason">{esc(self.status_text[:200])}</span>')
         if self.attempts:
             parts.append(f"attempt {self.attempts}")
         if self.next_retry_at is not None and self.state == "reconnecting":
@@ -130,6 +136,7 @@ class _Snapshot:
 
     def __init__(self, stream: Stream) -> None:
         self.state = stream.state
+        self.status_text = getattr(stream, "status_text", "")  # duck-typed streams too
         self.attempts = stream.attempts
         self.next_retry_at = stream.next_retry_at
         self.last_error = stream.last_error

@@ -50,8 +50,9 @@ def test_jitter_is_spread_over_the_whole_window() -> None:
     assert 0.2 < sum(draws) / len(draws) < 0.3  # uniform(0, 0.5) has mean 0.25
 
 
-def test_stream_retries_with_backoff_on_a_fake_clock() -> None:
-    """Against a closed port, the stream's waits follow the policy (slept on a fake clock)."""
+def test_stream_retries_quickly_while_nothing_listens_on_a_fake_clock() -> None:
+    """Against a closed port (refused: nothing listens) the stream retries every
+    uniform(0.25, 1.0) s, without escalating (issue 16; slept on a fake clock)."""
 
     async def scenario() -> None:
         server = ServerInfo(f"http://127.0.0.1:{free_port()}/", "t")
@@ -69,8 +70,10 @@ def test_stream_retries_with_backoff_on_a_fake_clock() -> None:
         await wait_until(lambda: len(slept) >= 8, what="8 retries")
         assert stream.state is ConnectionState.RECONNECTING
         assert stream.last_error is not None and "could not connect" in str(stream.last_error)
+        assert stream.status_text == "server not reachable, retrying"
         await stream.close()
-        assert slept[:8] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+        assert stream.status_text == "closed"
+        assert slept[:8] == [1.0] * 8  # MaxRandom: the top of the quick window, every time
         retries = [c for c in changes if c.state is ConnectionState.RECONNECTING]
         assert [c.attempts for c in retries[:4]] == [1, 2, 3, 4]
         assert all(c.next_retry_at is not None for c in retries)

@@ -291,7 +291,7 @@ def test_an_alert_gap_is_filled_from_the_history_then_reported() -> None:
     proto.receive_text(alert_frame("alerts:*", 1, alert_payload(5)), 4.1)
     assert of(proto.events_received(), Delivered) == []
     history = [alert_payload(i) for i in (1, 2, 3, 4, 5)]
-    proto.receive_alert_history(fetch.gap, history)
+    proto.receive_alert_history(fetch, history)
     events = proto.events_received()
     assert [e.message.data.alert_id for e in of(events, Delivered)] == [3, 4, 5]
     (gap,) = of(events, GapEvent)
@@ -304,7 +304,7 @@ def test_an_alert_gap_is_filled_from_the_history_then_reported() -> None:
     (fetch,) = of(proto.events_received(), FetchAlerts)
     assert fetch.since == 5
     proto.receive_text(alert_frame("alerts:*", 1, alert_payload(6)), 6.1)
-    proto.receive_alert_history(fetch.gap, None, "ClientError: HTTP 500")
+    proto.receive_alert_history(fetch, None, "ClientError: HTTP 500")
     events = proto.events_received()
     assert [e.message.data.alert_id for e in of(events, Delivered)] == [6]
     (gap,) = of(events, GapEvent)
@@ -407,17 +407,20 @@ def test_refused_credentials_are_final_and_fail_every_request() -> None:
         proto.subscribe("market_data", "MSFT")
 
 
-def test_a_wrong_endpoint_is_final_only_before_the_first_connection() -> None:
+def test_a_wrong_endpoint_is_final() -> None:
+    # Issue 16: 404 is a refusal, final before and after the first connection (it used to
+    # be retried once connected; a proxy in front of a starting server answers 502-504).
     first = protocol()
     first.begin_attempt(0.0)
     first.connection_failed("HTTP 404", 0.0, WALL, http_status=404)
     assert first.finished and type(first.final_error) is StreamClosed
+    assert first.status_text == "refused: 404"
     later = protocol()
     connect(later)
     later.connection_closed(None, None, 1.0, WALL)
     later.begin_attempt(2.0)
-    later.connection_failed("HTTP 404", 2.0, WALL, http_status=404)  # e.g. a proxy restarting
-    assert later.state is ConnectionState.RECONNECTING and later.final_error is None
+    later.connection_failed("HTTP 404", 2.0, WALL, http_status=404)
+    assert later.finished and type(later.final_error) is StreamClosed
 
 
 def test_close_stops_reconnection_and_fails_open_requests() -> None:

@@ -334,7 +334,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         if not ok:
             self.filling_view.owed.clear()  # reported as fill_error: those are lost
         try:
-            self.client.receive_alert_history(fetch.gap, history, None if ok else "HTTP 500")
+            self.client.receive_alert_history(fetch, history, None if ok else "HTTP 500")
             self._process()
         finally:
             self.filling_view = None

@@ -100,7 +100,7 @@ def test_alert_gap_is_filled_from_the_history_without_loss_or_duplicates() -> No
         # 3 and 4 come from the history only; 5 from whichever arrived first (live alerts
         # that arrive during the fill are held, then merged by alert_id).
         assert gap.filled in (2, 3) and gap.fill_error is None
-        assert fake.alert_queries == ["/rtstream/api/alerts?since=2"]
+        assert fake.alert_queries == ["/rtstream/api/alerts?since=2&limit=1000"]
         await asyncio.sleep(0.1)
         assert rec.alert_ids["alerts:*"] == [1, 2, 3, 4, 5, 6]
         assert stream.stats.alerts_filled == gap.filled
@@ -131,8 +131,9 @@ def test_alert_gap_fill_failure_is_reported_and_live_alerts_still_flow() -> None
         await wait_until(lambda: len(rec.gaps) == 1, what="gap event")
         gap = rec.gaps[0]
         assert gap.filled is None and gap.fill_error is not None and "500" in gap.fill_error
-        # No alert was seen before the gap: the history is asked from the start.
-        assert fake.alert_queries == ["/rtstream/api/alerts?since=0"]
+        # No alert was seen and the ack gave no last_alert_id: the history is asked from the
+        # start, of this topic's symbol only.
+        assert fake.alert_queries == ["/rtstream/api/alerts?since=0&limit=1000&symbol=AAPL"]
         await wait_until(lambda: rec.alert_ids["alerts:AAPL"] == [9], what="live alert")
         assert stream.state is ConnectionState.CONNECTED
         await stream.close()

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from jupyter_rtstream.client.state import CloseInfo, SubscriptionBook
+from jupyter_rtstream.client.state import CloseInfo
+from jupyter_rtstream.client.subscriptions import SubscriptionBook
 from jupyter_rtstream.core.messages import (
     Ack,
     AckPayload,
@@ -103,7 +104,7 @@ def test_alert_gap_merges_history_and_held_live_alerts_once_in_order() -> None:
     # Live alerts of the new epoch arrive while the history request is in flight: held.
     live = [Alert(topic="alerts:*", seq=s, data=alert_payload(a)) for s, a in ((1, 5), (2, 6))]
     assert not any(book.accept(a, "E2") for a in live)
-    assert book.fill_since(state) == 2
+    assert state.fill_since == 2
     history = [alert_payload(i) for i in (2, 3, 4, 5)]
     out, filled = book.complete_fill("alerts:*", history)
     assert [a.data.alert_id for a in out] == [3, 4, 5, 6]

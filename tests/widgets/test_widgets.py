@@ -153,10 +153,12 @@ def test_status_badge_words_colours_and_errors() -> None:
             attempts=3,
             last_error=ConnectionError(f"closed: {XSS}"),
             next_retry_at=retry,
+            status_text="server busy (close 1013), retrying in 12 s",
         )
     )
     badge.flush()
     assert "reconnecting" in badge.value and "#c05621" in badge.value
+    assert "server busy (close 1013), retrying in 12 s" in badge.value
     assert "attempt 3" in badge.value and "next retry at 14:30:00Z" in badge.value
     assert not RAW_TAG.search(badge.value) and "&lt;img" in badge.value
     badge.handle(
@@ -178,6 +180,19 @@ def test_status_badge_words_colours_and_errors() -> None:
     assert "connected" in badge.value and "#2f855a" in badge.value
     assert "last error" not in badge.value and "12 conflated" in badge.value
     assert list(badge.history) == ["disconnected", "reconnecting", "connected"]
+    assert "retrying" not in badge.value
+    badge.handle(
+        StateChange(
+            ConnectionState.DISCONNECTED,
+            ConnectionState.RECONNECTING,
+            1,
+            None,
+            None,
+            status_text=f"refused: 403 {XSS}",
+        )
+    )
+    badge.flush()
+    assert "refused: 403" in badge.value and not RAW_TAG.search(badge.value)
 
 
 # --------------------------------------------------------------------------- escaping
