@@ -16,6 +16,7 @@ import pytest
 
 from jupyter_rtstream.core.framing import text_frame
 
+from .._wait import wait_until
 from .conftest import of_type, recv_until, send
 from .test_rest import get_json, post_json
 
@@ -103,12 +104,15 @@ async def test_slow_consumer_is_conflated_then_closed_1013_others_unaffected(
         "condition": "price_above",
         "target_value": 100.0,
         "severity": "low",
+        "cooldown_seconds": 0.0,
     }
     assert (await post_json(jp_fetch, "alerts", "rules", body=rule))[0] == 201
     prices = [99.0, 101.0] * 30  # 30 crossings -> 30 alerts
     await post_json(
         jp_fetch, "ticks", body={"ticks": [{"symbol": "XYZ", "price": p} for p in prices]}
     )
+    # Alerts are committed on the store thread, then published: wait for the publication.
+    await wait_until(lambda: slow.session.close_request is not None, what="the 1013 close")
     assert slow.session.close_request is not None
     assert slow.session.close_request[0] == 1013
     assert json.loads(slow.session.close_request[1])["reason"] == "SLOW_CONSUMER"
