@@ -44,7 +44,21 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
     description = __doc__ or ""
     load_other_extensions = True
 
+    _config_error: Exception | None = None
+
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        # jupyter_server logs a failed link and then loads the extension anyway, with the
+        # bad trait silently back at its default: remember the error, refuse to load.
+        try:
+            super()._link_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]
+        except TraitError as exc:
+            self._config_error = exc
+            raise
+
     def initialize_settings(self) -> None:
+        if self._config_error is not None:
+            self.log.error("rtstream: not loaded, invalid configuration: %s", self._config_error)
+            raise self._config_error
         if self.feed == "csv" and not self.csv_path:
             raise TraitError("RtstreamApp.csv_path is required when RtstreamApp.feed is 'csv'")
         self.hub = Hub(
