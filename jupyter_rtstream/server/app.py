@@ -50,7 +50,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         # jupyter_server logs a failed link and then loads the extension anyway, with the
         # bad trait silently back at its default: remember the error, refuse to load.
         try:
-            super()._link_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]
+            super()._link_jupyter_server_extension(serverapp)
         except TraitError as exc:
             self._config_error = exc
             raise
