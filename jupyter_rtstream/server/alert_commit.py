@@ -2,7 +2,7 @@
 
 Every alert a client can see must already be in ``GET rtstream/api/alerts``, so an alert
 is published only after its commit. Commits run on the :class:`~.store_worker.StoreWorker`
-thread, in batches (an alert storm of 1,000 alerts is a few transactions, not 1,000
+thread, in batches (an alert storm of 1,000 alerts is ten transactions, not 1,000
 fsyncs), and one task at a time drains the queue, so alerts go out in the order they fired.
 While the database is locked or failing, alerts wait here (bounded: past
 ``max_pending`` the oldest waiting one is dropped, counted and logged) and the task retries
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 ALL_ALERTS_TOPIC = topic_for("alerts", ALL_SYMBOLS)
 
-#: Alerts committed per transaction.
-BATCH = 500
+#: Alerts committed (and then published) per transaction: small enough that between two
+#: batches the event loop flushes the outboxes, so a storm drains as it is published.
+BATCH = 100
 
 
 class AlertCommitter:

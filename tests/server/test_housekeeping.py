@@ -91,3 +91,26 @@ async def test_history_is_pruned_by_age_and_row_cap(tmp_path: Path) -> None:
         assert await worker.call(store.last_alert_id) == 50, "ids never restart"
     finally:
         worker.close()
+
+
+async def test_an_hour_of_abuse_stays_bounded() -> None:
+    """1 h-equivalent (fake clock): 1,000 symbols burst once, 5 keep ticking, 30 alert-free
+    topics churn. Buffered frames end bounded by the active symbols, not by history."""
+    clock = FakeClock()
+    hub, pipeline = _setup(clock)
+    chores = Housekeeping(hub, pipeline, None, retention_seconds=1.0, max_rows=10)
+    for i in range(1000):  # the abuse: every symbol a burst of 20 ticks
+        for _ in range(20):
+            pipeline.on_tick(tick(f"S{i}"))
+    for _second in range(2 * 3600 // 10):  # then two hours, one round every 10 s
+        clock.now += 10.0
+        for j in range(5):
+            pipeline.on_tick(tick(f"LIVE{j}"))
+        if _second % 6 == 0:
+            chores.run()  # the timer (housekeeping_interval 60 s)
+    buffered = sum(len(t.buffer) for t in hub.topics.values())
+    snapshots = sum(t.last is not None for t in hub.topics.values())
+    # 5 live symbols x 2 streamed topics x replay_messages(10) frames; the rest released.
+    assert buffered <= 5 * 2 * 10, buffered
+    assert snapshots <= 5 * 2
+    assert len(pipeline.active_symbols()) == 5

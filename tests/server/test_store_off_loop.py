@@ -108,11 +108,12 @@ async def test_alert_storm_reaches_every_subscriber_without_closing(
     assert len(history["alerts"]) == 1000
 
 
-@pytest.mark.parametrize("rtstream_config", [{"max_rules": 500, "outbox_max_messages": 400}])
+@pytest.mark.parametrize("rtstream_config", [{"max_rules": 500, "outbox_max_messages": 40}])
 async def test_alert_storm_too_big_for_an_outbox_closes_once_then_resumes_from_history(
     jp_fetch: Any, jp_ws_fetch: Any, ws_connect: Any, rtstream_app: Any, rtstream_config: Any
 ) -> None:
-    """A client whose outbox cannot hold the storm is closed 1013 once; its resume is
+    """A client whose outbox cannot hold one published batch (100 alerts; a 400-message
+    outbox keeps up with the whole storm) is closed 1013 once; its resume is
     answered ``recovered: false`` with the ack's ``last_alert_id`` (fill from history),
     not replayed into another 1013: no close loop."""
     await push(jp_fetch, 50.0, symbol="STORM")
@@ -124,11 +125,13 @@ async def test_alert_storm_too_big_for_an_outbox_closes_once_then_resumes_from_h
     await send(ws, message_type="subscribe", subscription_type="alerts", symbol="*")
     ack = await recv_until(ws, of_type("ack"))
     seq = ack["data"]["seq"]
-    await push(jp_fetch, 101.0, 99.0, 101.0, symbol="STORM")  # 1,000 alerts > 400 messages
+    await push(jp_fetch, 101.0, 99.0, 101.0, symbol="STORM")  # batches of 100 alerts > 40 messages
     while (msg := await recv(ws, 30.0)) is not None:
         if msg["message_type"] == "alert":
             seq = msg["seq"]
     assert ws.close_code == 1013
+    committer = rtstream_app.pipeline.committer
+    await wait_until(lambda: committer.pending == 0, what="the storm to be published")
     again = await ws_connect()
     await send(
         again,
