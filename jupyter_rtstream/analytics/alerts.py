@@ -17,9 +17,10 @@ condition                   value                                true when
 The indicator name ``"price"`` means the tick's price.
 
 Firing semantics (edge-triggered): a rule fires when its condition goes from false to true.
-The first evaluation with a known value only records the state (a rule added while the
-price is already above its line does not fire until the price dips below and crosses
-again). After a fire the rule re-arms only once the condition has been observed false. A
+The first known value only records the state (a rule added while the price is already
+above its line does not fire until the price dips below and crosses again); that first
+value is the instrument's current state when there is one (see ``observe``). After a fire
+the rule re-arms only once the condition has been observed false. A
 transition within ``cooldown_seconds`` of the previous fire (measured on tick timestamps, so
 replays behave like live data) is swallowed: the state still becomes true, so the rule
 needs a fresh false-to-true transition after the cooldown. A ``None`` (not yet warm)
@@ -30,7 +31,18 @@ Percent move: the reference price is the *as-of* price ``window_seconds`` ago, i
 the newest observation at least ``window_seconds`` older than the current tick, so
 irregular ticks are handled; until such an observation exists the move is unknown. The
 evaluator keeps a deque of ``(t, price)`` trimmed from the left (amortized O(1)).
-Timestamps are expected to be non-decreasing; an earlier one is treated as the latest seen.
+The deque is bounded by count too (at most about ``MAX_HISTORY_POINTS``): an observation
+closer than ``window_seconds / MAX_HISTORY_POINTS`` to the one before it replaces the newest
+entry instead of adding one, so a one-day window at 1,000 ticks/s keeps ~1,000 points, and
+the reference price is exact to within that spacing.
+
+Event time never runs backwards: a timestamp earlier than the latest seen counts as the
+latest seen (the server refuses ticks more than ``max_clock_skew`` in the future, so one
+bad clock cannot silence cooldowns and percent rules for longer than that).
+
+A rule can start from its instrument's current state (:meth:`RuleEvaluator.observe`, which
+the engine calls when a rule is added to an instrument that has ticked, and on warm-up
+ticks): created while the price is 50, ``price_above 100`` fires on the next tick at 101.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from datetime import datetime
 from ..core.vocabulary import (
     ALERT_CONDITIONS,
     INDICATOR_CONDITIONS,
+    MAX_WINDOW_SECONDS,
     PERCENT_CONDITIONS,
     PRICE_CONDITIONS,
     RULE_INDICATORS,
@@ -73,6 +86,8 @@ VALID_INDICATORS: frozenset[str] = RULE_INDICATORS
 """Names accepted as ``indicator``/``other_indicator``: the ``IndicatorSet`` keys and price."""
 
 DEFAULT_WINDOW_SECONDS = 60.0
+#: Bound of a percent rule's price history (see the module docstring).
+MAX_HISTORY_POINTS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +155,10 @@ def validate_rule(rule: AlertRule) -> AlertRule:
     if problem is not None:
         raise ValueError(problem)
     window = rule.window_seconds
-    if window is not None and (not _is_number(window) or not (0.0 < window < math.inf)):
-        raise ValueError(f"window_seconds must be a finite number > 0, got {window!r}")
+    if window is not None and (not _is_number(window) or not (0.0 < window <= MAX_WINDOW_SECONDS)):
+        raise ValueError(
+            f"window_seconds must be a number in (0, {MAX_WINDOW_SECONDS:g}], got {window!r}"
+        )
     cooldown = rule.cooldown_seconds
     if not _is_number(cooldown) or not (0.0 <= cooldown < math.inf):
         raise ValueError(f"cooldown_seconds must be a finite number >= 0, got {cooldown!r}")
@@ -168,6 +185,7 @@ class RuleEvaluator:
         "_mode",
         "_name",
         "_other",
+        "_spacing",
         "_state",
         "_window",
         "rule",
@@ -188,6 +206,7 @@ class RuleEvaluator:
         self._window = float(
             rule.window_seconds if rule.window_seconds is not None else DEFAULT_WINDOW_SECONDS
         )
+        self._spacing = self._window / MAX_HISTORY_POINTS
         self._name = rule.indicator or ""
         self._other = rule.other_indicator
         self._history: deque[tuple[float, float]] = deque()
@@ -202,7 +221,10 @@ class RuleEvaluator:
 
     def _percent_move(self, price: float, t: float) -> float | None:
         history = self._history
-        history.append((t, price))
+        if len(history) >= 2 and t - history[-2][0] < self._spacing:
+            history[-1] = (t, price)  # bounded by count: thin to window / MAX_HISTORY_POINTS
+        else:
+            history.append((t, price))
         horizon = t - self._window
         while len(history) > 1 and history[1][0] <= horizon:
             history.popleft()
@@ -210,6 +232,29 @@ class RuleEvaluator:
         if ref_t > horizon:
             return None
         return (price - ref_price) / ref_price * 100.0
+
+    def observe(self, price: float, indicators: Mapping[str, float | None]) -> None:
+        """Record the condition's truth for the instrument's current state, never firing.
+
+        Percent rules keep their history empty (their window fills from live ticks)."""
+        if self._mode == _PERCENT:
+            return
+        value, reference = self._values(price, indicators)
+        if value is not None and reference is not None:
+            self._state = value > reference if self._above else value < reference
+
+    def _values(
+        self, price: float, indicators: Mapping[str, float | None]
+    ) -> tuple[float | None, float | None]:
+        """``(value, reference)`` of a non-percent rule for one observation."""
+        if self._mode == _PRICE:
+            return price, self.rule.target_value
+        name = self._name
+        value = price if name == "price" else indicators.get(name)
+        other = self._other
+        if other is None:
+            return value, self.rule.target_value
+        return value, price if other == "price" else indicators.get(other)
 
     def evaluate(
         self, price: float, indicators: Mapping[str, float | None], timestamp: datetime
@@ -230,18 +275,14 @@ class RuleEvaluator:
         if t < self._last_t:
             t = self._last_t
         self._last_t = t
-        reference: float | None = rule.target_value
+        reference: float | None
         value: float | None
         if mode == _PRICE:
-            value = price
+            value, reference = price, rule.target_value
         elif mode == _PERCENT:
-            value = self._percent_move(price, t)
+            value, reference = self._percent_move(price, t), rule.target_value
         else:
-            name = self._name
-            value = price if name == "price" else indicators.get(name)
-            other = self._other
-            if other is not None:
-                reference = price if other == "price" else indicators.get(other)
+            value, reference = self._values(price, indicators)
         if value is None or reference is None:
             return None
         condition = value > reference if self._above else value < reference

@@ -27,19 +27,24 @@ class TickResult:
 class _Instrument:
     """Everything the engine keeps for one symbol."""
 
-    __slots__ = ("analyzer", "evaluators", "indicators")
+    __slots__ = ("analyzer", "evaluators", "indicators", "last")
 
     def __init__(self) -> None:
         self.indicators = IndicatorSet()
         self.analyzer = MarketAnalyzer()
         self.evaluators: dict[int, RuleEvaluator] = {}
+        #: ``(price, indicator values)`` after the latest tick: the state a new rule starts from.
+        self.last: tuple[float, dict[str, float | None]] | None = None
 
 
 class AnalyticsEngine:
     """Per-symbol indicators, market analysis and alert rules, updated by ``on_tick``.
 
     Rules may name a symbol that has not ticked yet: they are kept and get their evaluator
-    when the symbol's first tick arrives (which, as for any rule, only arms them).
+    when the symbol's first tick arrives (which, as for any rule, only arms them). A rule
+    added to a symbol that has ticked starts from its current state, and warm-up ticks
+    (``evaluate_rules=False``) keep every rule's state current without firing, so the first
+    live crossing is never missed.
     """
 
     __slots__ = ("_instruments", "_rules")
@@ -69,13 +74,18 @@ class AnalyticsEngine:
             instrument = self._register(symbol)
         values = instrument.indicators.apply(price, volume)
         instrument.analyzer.apply(price, timestamp)
+        instrument.last = (price, values)
         alerts: list[FiredAlert] = []
-        if evaluate_rules and instrument.evaluators:
-            t = timestamp.timestamp()
-            for evaluator in instrument.evaluators.values():
-                fired = evaluator.evaluate_at(price, values, timestamp, t)
-                if fired is not None:
-                    alerts.append(fired)
+        if instrument.evaluators:
+            if evaluate_rules:
+                t = timestamp.timestamp()
+                for evaluator in instrument.evaluators.values():
+                    fired = evaluator.evaluate_at(price, values, timestamp, t)
+                    if fired is not None:
+                        alerts.append(fired)
+            else:
+                for evaluator in instrument.evaluators.values():
+                    evaluator.observe(price, values)
         return TickResult(values, alerts)
 
     def _register(self, symbol: str) -> _Instrument:
@@ -94,7 +104,13 @@ class AnalyticsEngine:
         self._rules[rule.rule_id] = rule
         instrument = self._instruments.get(rule.symbol)
         if instrument is not None:
-            instrument.evaluators[rule.rule_id] = RuleEvaluator(rule)
+            evaluator = RuleEvaluator(rule)
+            if instrument.last is not None:
+                evaluator.observe(*instrument.last)
+            instrument.evaluators[rule.rule_id] = evaluator
+
+    def rule_count(self) -> int:
+        return len(self._rules)
 
     def remove_rule(self, rule_id: int) -> bool:
         """Remove a rule and its state; return whether it existed."""

@@ -96,6 +96,8 @@ class RtstreamSystem:
                     "synthetic_topics": self.topics,
                     "analytics_interval": 0.0,
                     "history_ticks": 0,
+                    # Every benchmark client uses the one server token (one user).
+                    "max_connections_per_user": 100_000,
                 }
             },
             # Keep the benchmark's servers out of the user's list of running servers.

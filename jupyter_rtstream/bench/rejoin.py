@@ -38,7 +38,13 @@ from jupyter_rtstream.client import ConnectionState, Stream
 from jupyter_rtstream.testing import ServerProcess
 
 CONFIG: dict[str, dict[str, Any]] = {
-    "RtstreamApp": {"seed": 16, "tick_rate": 10.0, "heartbeat_interval": 2.0},
+    "RtstreamApp": {
+        "seed": 16,
+        "tick_rate": 10.0,
+        "heartbeat_interval": 2.0,
+        # The storm's 500 clients share the one server token (one user).
+        "max_connections_per_user": 1_000,
+    },
 }
 
 

@@ -44,6 +44,12 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = "RATE_LIMITED"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    #: A tick batch that would register more than ``max_symbols`` instruments (refused whole).
+    SYMBOL_LIMIT = "SYMBOL_LIMIT"
+    #: An alert rule beyond ``max_rules``.
+    RULE_LIMIT = "RULE_LIMIT"
+    #: A tick the server refuses as a whole batch, e.g. dated beyond ``max_clock_skew``.
+    INVALID_TICK = "INVALID_TICK"
 
     def __str__(self) -> str:
         return self.value
@@ -65,7 +71,10 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL_CLOSURE: "normal closure; the client asked to leave",
     CloseCode.GOING_AWAY: "server shutting down; reconnect after retry_after seconds",
     CloseCode.UNSUPPORTED_DATA: "binary frame received; the protocol is JSON text frames only",
-    CloseCode.POLICY_VIOLATION: "sustained flooding over the rate limit; retry after retry_after",
+    CloseCode.POLICY_VIOLATION: (
+        "sustained flooding over the rate limit (RATE_LIMITED), or too many connections of"
+        " one user (CONNECTION_LIMIT); retry after retry_after"
+    ),
     CloseCode.MESSAGE_TOO_BIG: "client frame over the size limit; do not resend it",
     CloseCode.INTERNAL_ERROR: "unexpected server error; reconnect with backoff",
     CloseCode.TRY_AGAIN_LATER: "client too slow for must-deliver messages; reconnect and resume",

@@ -344,18 +344,39 @@ class Hub:
         now = self.clock()
         frame = Frame(encode(message), name, topic.seq, now, topic.conflatable)
         topic.last = frame
-        buffer = topic.buffer
-        buffer.append((topic.seq, now, frame.text))
-        while len(buffer) > self.replay_messages and (
-            now - buffer[0][1] > self.replay_seconds or len(buffer) > self.replay_hard_limit
-        ):
-            buffer.popleft()
+        topic.buffer.append((topic.seq, now, frame.text))
+        self._trim(topic.buffer, now)
         topic.published += 1
         self.published += 1
         for outbox in topic.subscribers.values():
             outbox.push(frame)
         self.fanned_out += len(topic.subscribers)
         return frame
+
+    def _trim(self, buffer: deque[_Buffered], now: float) -> int:
+        """Drop what the replay policy no longer keeps (see :meth:`trim`); return how many."""
+        before = len(buffer)
+        while len(buffer) > self.replay_messages and (
+            now - buffer[0][1] > self.replay_seconds or len(buffer) > self.replay_hard_limit
+        ):
+            buffer.popleft()
+        return before - len(buffer)
+
+    def trim(self) -> int:
+        """Apply the replay policy to every topic now (a timer calls it), so a topic that
+        stopped publishing does not keep a burst's worth of frames forever."""
+        now = self.clock()
+        return sum(self._trim(t.buffer, now) for t in self.topics.values())
+
+    def release(self, name: str) -> bool:
+        """Free an idle topic's replay buffer and snapshot; its ``seq`` goes on (never
+        reused within the epoch). Refused (False) while the topic has subscribers."""
+        topic = self.topics.get(name)
+        if topic is None or topic.subscribers or (not topic.buffer and topic.last is None):
+            return False
+        topic.buffer.clear()
+        topic.last = None
+        return True
 
     def latest(self, name: str) -> Frame | None:
         topic = self.topics.get(name)

@@ -12,7 +12,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .messages import FiniteFloat, SafeText, Symbol, UtcDateTime
-from .vocabulary import AlertCondition, Severity, rule_shape_problem
+from .vocabulary import (
+    DEFAULT_COOLDOWN_SECONDS,
+    MAX_WINDOW_SECONDS,
+    AlertCondition,
+    Severity,
+    rule_shape_problem,
+)
 
 
 class TickIn(BaseModel):
@@ -52,8 +58,12 @@ class RuleIn(BaseModel):
     severity: Severity = "medium"
     indicator: Annotated[str, Field(max_length=40)] | None = None
     other_indicator: Annotated[str, Field(max_length=40)] | None = None
-    window_seconds: Annotated[FiniteFloat, Field(gt=0, strict=True)] | None = None
-    cooldown_seconds: Annotated[FiniteFloat, Field(ge=0, strict=True)] = 0.0
+    window_seconds: (
+        Annotated[FiniteFloat, Field(gt=0, le=MAX_WINDOW_SECONDS, strict=True)] | None
+    ) = None
+    cooldown_seconds: Annotated[FiniteFloat, Field(ge=0, le=MAX_WINDOW_SECONDS, strict=True)] = (
+        DEFAULT_COOLDOWN_SECONDS
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> RuleIn:

@@ -63,6 +63,7 @@ class ServerSession:
         clock: Callable[[], float] = time.monotonic,
         heartbeat_interval: float | None = None,
         server_version: str | None = None,
+        last_alert_id: Callable[[], int | None] | None = None,
     ) -> None:
         self.hub = hub
         self.instruments = instruments
@@ -74,6 +75,9 @@ class ServerSession:
         self.connected_at: datetime = utc_now()
         self.heartbeat_interval = heartbeat_interval
         self.server_version = server_version
+        #: Asks the alert history for its newest published id (injected, so the session
+        #: stays pure); it fills ``last_alert_id`` in the ack of an alert topic.
+        self.last_alert_id = last_alert_id
         self.received = 0
         self.rejected = 0
 
@@ -224,7 +228,17 @@ class ServerSession:
         result = self.hub.subscribe(
             self.client_id, topic, resume_from=request.resume_from, epoch=request.epoch
         )
-        self._ack(request.request_id, "subscribe", topic, result.recovered, seq=result.seq)
+        alert_id = None
+        if request.subscription_type == "alerts" and self.last_alert_id is not None:
+            alert_id = self.last_alert_id()
+        self._ack(
+            request.request_id,
+            "subscribe",
+            topic,
+            result.recovered,
+            seq=result.seq,
+            last_alert_id=alert_id,
+        )
         for frame in result.frames:
             self.outbox.push(frame)
 
@@ -244,6 +258,7 @@ class ServerSession:
         recovered: bool | None,
         *,
         seq: int | None = None,
+        last_alert_id: int | None = None,
     ) -> None:
         ack = Ack(
             data=AckPayload(
@@ -253,6 +268,7 @@ class ServerSession:
                 subscriptions=sorted(self.outbox.subscriptions),
                 recovered=recovered,
                 seq=seq,
+                last_alert_id=last_alert_id,
             )
         )
         self.outbox.push_text(encode(ack))

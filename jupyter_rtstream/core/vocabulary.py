@@ -109,6 +109,13 @@ PERCENT_CONDITIONS: frozenset[AlertCondition] = frozenset(
 INDICATOR_CONDITIONS: frozenset[AlertCondition] = frozenset({"indicator_above", "indicator_below"})
 CROSS_CONDITIONS: frozenset[AlertCondition] = frozenset({"crosses_above", "crosses_below"})
 
+#: Longest percent-move window a rule may ask for (one day): the window is history the
+#: server must keep per rule, so it is bounded like every other input.
+MAX_WINDOW_SECONDS = 86_400.0
+#: ``cooldown_seconds`` of a rule that does not say: a price oscillating around its line
+#: fires at most once a minute per rule instead of on every other tick (alert storms).
+DEFAULT_COOLDOWN_SECONDS = 60.0
+
 
 def rule_shape_problem(
     condition: str,
@@ -146,4 +153,6 @@ def rule_shape_problem(
             return "indicator and other_indicator must differ"
     if window_seconds is not None and condition not in PERCENT_CONDITIONS:
         return f"condition {condition!r} does not take window_seconds"
+    if window_seconds is not None and window_seconds > MAX_WINDOW_SECONDS:
+        return f"window_seconds must be at most {MAX_WINDOW_SECONDS:g} (one day)"
     return None

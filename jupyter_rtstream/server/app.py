@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import TraitError
 
 from .._version import __version__
 from ..analytics import AnalyticsEngine
@@ -18,91 +19,48 @@ from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.messages import utc_now
 from ..core.session import Limits
-from .feed import DEFAULT_SYMBOLS, BackgroundSource, FeedRunner, SimulatedMarket
+from .feed import BackgroundSource, FeedRunner, SimulatedMarket
 from .flush import Flusher
 from .handlers import HANDLERS
+from .housekeeping import Housekeeping
 from .pipeline import Pipeline
 from .replay import CsvReplay
 from .runtime import Connection
+from .settings import RtstreamSettings
 from .store import AlertStore
+from .store_worker import StoreWorker
 from .synthetic import SyntheticPublisher
 
 
-class RtstreamApp(ExtensionApp):
+class RtstreamApp(RtstreamSettings, ExtensionApp):
     """Streams typed market data, indicators and alerts over ``{base_url}rtstream/ws``.
 
     Configure with ``c.RtstreamApp.<trait>`` in ``jupyter_server_config.py`` or in the
-    extension's own ``jupyter_rtstream_config.py``.
+    extension's own ``jupyter_rtstream_config.py``; the traits, with their types and
+    ranges, are in :mod:`.settings`.
     """
 
     name = "rtstream"
     description = __doc__ or ""
     load_other_extensions = True
 
-    symbols = List(
-        Unicode(), default_value=list(DEFAULT_SYMBOLS), help="Symbols of the simulated feed."
-    ).tag(config=True)
-    feed = Unicode(
-        "simulated",
-        help="Tick source: 'simulated' (embedded GBM feed), 'csv' (replay csv_path), "
-        "'synthetic' (benchmark publisher: synthetic_rate msg/s over synthetic_topics) or 'none'.",
-    ).tag(config=True)
-    csv_path = Unicode("", help="CSV file (timestamp,symbol,price,volume) for feed='csv'.").tag(
-        config=True
-    )
-    replay_speed = Float(
-        1.0, help="CSV replay speed: 1 = recorded pace, 10 = ten times faster, 0 = flat out."
-    ).tag(config=True)
-    analytics_interval = Float(
-        1.0, help="Seconds between analytics_update messages per instrument (0: off)."
-    ).tag(config=True)
-    db_path = Unicode(
-        "", help="SQLite file for alert rules and history (default: <jupyter data dir>/rtstream/)."
-    ).tag(config=True)
-    strict_ticks = Bool(True, help="Refuse unknown fields in POSTed ticks.").tag(config=True)
-    max_tick_batch = Integer(10_000, help="Most ticks accepted in one POST.").tag(config=True)
-    tick_rate = Float(10.0, help="Simulated ticks per second per symbol.").tag(config=True)
-    seed = Integer(
-        None, allow_none=True, help="Seed of the simulated feed (None: random each start)."
-    ).tag(config=True)
-    volatility = Float(0.002, help="Simulated volatility per square-root second.").tag(config=True)
-    history_ticks = Integer(
-        300, help="Ticks of seeded history per symbol, so instruments start warm."
-    ).tag(config=True)
-    heartbeat_interval = Float(
-        15.0, help="Seconds between connection_status heartbeats to each client."
-    ).tag(config=True)
-    max_message_size = Integer(64 * 1024, help="Largest client frame, in bytes.").tag(config=True)
-    max_subscriptions = Integer(100, help="Subscriptions per connection.").tag(config=True)
-    rate_limit = Float(50.0, help="Client messages per second per connection.").tag(config=True)
-    rate_burst = Integer(100, help="Client messages a connection may burst.").tag(config=True)
-    flood_tolerance = Integer(
-        100, help="Frames over the rate budget before the connection is closed (1008)."
-    ).tag(config=True)
-    outbox_max_bytes = Integer(1 << 20, help="Bytes queued per client before it lags.").tag(
-        config=True
-    )
-    outbox_max_messages = Integer(10_000, help="Messages queued per client.").tag(config=True)
-    replay_buffer_size = Integer(
-        1000, help="Messages kept per topic for resume (at least; see replay_buffer_seconds)."
-    ).tag(config=True)
-    replay_buffer_seconds = Float(
-        60.0, help="Seconds of messages kept per topic for resume (at least)."
-    ).tag(config=True)
-    replay_hard_limit = Integer(
-        100_000, help="Absolute cap of messages per topic replay buffer (bounds memory)."
-    ).tag(config=True)
-    synthetic_rate = Float(
-        1000.0, help="feed='synthetic': market_data messages published per second (all topics)."
-    ).tag(config=True)
-    synthetic_topics = Integer(
-        5, help="feed='synthetic': number of topics, symbols BENCH0..BENCH{n-1}."
-    ).tag(config=True)
-    websocket_compression = Bool(
-        False, help="Offer permessage-deflate (costs CPU per connection; off by default)."
-    ).tag(config=True)
+    _config_error: Exception | None = None
+
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        # jupyter_server logs a failed link and then loads the extension anyway, with the
+        # bad trait silently back at its default: remember the error, refuse to load.
+        try:
+            super()._link_jupyter_server_extension(serverapp)
+        except TraitError as exc:
+            self._config_error = exc
+            raise
 
     def initialize_settings(self) -> None:
+        if self._config_error is not None:
+            self.log.error("rtstream: not loaded, invalid configuration: %s", self._config_error)
+            raise self._config_error
+        if self.feed == "csv" and not self.csv_path:
+            raise TraitError("RtstreamApp.csv_path is required when RtstreamApp.feed is 'csv'")
         self.hub = Hub(
             replay_messages=self.replay_buffer_size,
             replay_seconds=self.replay_buffer_seconds,
@@ -111,13 +69,38 @@ class RtstreamApp(ExtensionApp):
             outbox_max_messages=self.outbox_max_messages,
         )
         self.instruments = InstrumentRegistry(self.symbols if self.feed == "simulated" else [])
+        # Opened and read here, before the server serves; afterwards only through the worker.
         self.store = AlertStore(self.db_path or self._default_db_path())
-        self.pipeline = Pipeline(self.hub, self.instruments, AnalyticsEngine(), self.store)
-        for rule in self.store.rules():  # stored rules arm again when their symbol ticks
-            self.pipeline.add_rule(rule)
-            # A symbol with a stored rule stays known (e.g. one first POSTed before a
-            # restart), so clients can resubscribe to its alerts before it ticks again.
-            self.instruments.register(rule.symbol)
+        stored_rules = self.store.rules()
+        self.store_worker = StoreWorker(self.store)
+        self.pipeline = Pipeline(
+            self.hub,
+            self.instruments,
+            AnalyticsEngine(),
+            self.store_worker,
+            last_alert_id=self.store.last_alert_id(),
+            symbol_ttl=self.symbol_ttl,
+        )
+        for rule in stored_rules:  # stored rules arm again when their symbol ticks
+            try:
+                self.pipeline.add_rule(rule)
+                # A symbol with a stored rule stays known (e.g. one first POSTed before a
+                # restart), so clients can resubscribe to its alerts before it ticks again.
+                self.instruments.register(rule.symbol)
+            except Exception as exc:  # a rule from an older version must not stop loading
+                self.pipeline.remove_rule(rule.rule_id)
+                self.log.warning(
+                    "rtstream: stored alert rule %s no longer validates (%s); skipped",
+                    rule.rule_id,
+                    exc,
+                )
+        self.housekeeping = Housekeeping(
+            self.hub,
+            self.pipeline,
+            self.store_worker,
+            retention_seconds=self.alert_retention_days * 86_400.0,
+            max_rows=self.alert_max_rows,
+        )
         self.limits = Limits(
             max_message_size=self.max_message_size,
             max_subscriptions=self.max_subscriptions,
@@ -131,11 +114,17 @@ class RtstreamApp(ExtensionApp):
         self._timers: list[PeriodicCallback] = []
         self.version = __version__
 
-    @staticmethod
-    def _default_db_path() -> str:
+    def _default_db_path(self) -> str:
+        """One file per server: named servers on a shared home (JupyterHub) or two servers
+        on different ports must not share rules and history by accident."""
         from jupyter_core.paths import jupyter_data_dir
 
-        return os.path.join(jupyter_data_dir(), "rtstream", "rtstream.sqlite")
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").strip("/")
+        if prefix:
+            key = "hub-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", prefix)
+        else:
+            key = f"port-{getattr(self.serverapp, 'port', 0)}"
+        return os.path.join(jupyter_data_dir(), "rtstream", f"rtstream-{key}.sqlite")
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(HANDLERS)
@@ -159,13 +148,12 @@ class RtstreamApp(ExtensionApp):
             self.feed_runner = SyntheticPublisher(
                 self.hub, self.instruments, self.synthetic_rate, self.synthetic_topics, self.log
             )
-        elif self.feed != "none":
-            self.log.warning("rtstream: unknown feed %r; no tick source started", self.feed)
         if self.analytics_interval > 0:
             self.pipeline.publish_analysis(self.analytics_interval)
             self._every(self.analytics_interval, self._analyse)
         if self.heartbeat_interval > 0:
             self._every(self.heartbeat_interval, self._beat)
+        self._every(self.housekeeping_interval, self.housekeeping.run)
         if self.feed_runner is not None:
             self.feed_runner.start()
         self.log.info(
@@ -201,7 +189,10 @@ class RtstreamApp(ExtensionApp):
             connection.shutdown(CloseCode.GOING_AWAY, close_reason("SERVER_SHUTDOWN", retry_after))
         if connections:
             await asyncio.sleep(0.1)  # let the close frames reach the sockets
-        self.store.close()
+        self.housekeeping.cancel()
+        await self.pipeline.committer.flush(timeout=5.0)
+        self.pipeline.committer.cancel()
+        await asyncio.get_running_loop().run_in_executor(None, self.store_worker.close)
 
     def feed_status(self) -> dict[str, Any]:
         runner = self.feed_runner
@@ -210,6 +201,9 @@ class RtstreamApp(ExtensionApp):
             "running": bool(runner and runner.running),
             "alerts_fired": self.pipeline.alerts,
             "alerts_dropped": self.pipeline.alerts_dropped,
+            "alerts_pending": self.pipeline.committer.pending,
+            "last_alert_id": self.pipeline.committer.last_alert_id,
+            "active_symbols": len(self.pipeline.active_symbols()),
             "symbols": [i.symbol for i in self.instruments],
             "tick_rate": self.tick_rate,
             "ticks": self.pipeline.ticks,

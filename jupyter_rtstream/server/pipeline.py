@@ -2,27 +2,27 @@
 
 Per tick, in order: the analytics engine updates (and refuses a bad tick before any state
 changes), the instrument records the tick, then ``market_data``, ``technical_indicators``
-and any fired ``alert`` are published. An alert is committed to SQLite *before* it is
-published, so every alert a client can see is also in ``GET rtstream/api/alerts``; if the
-write fails the alert waits in a bounded retry queue and goes out, in order, once it is
-stored.
+and any fired ``alert`` goes to the :class:`~.alert_commit.AlertCommitter`, which commits
+it to SQLite (off the event loop) *before* publishing it, in order, so every alert a
+client can see is also in ``GET rtstream/api/alerts``.
+
+The pipeline also knows which symbols are *active* (ticked within ``symbol_ttl``), in
+order of their last tick: the per-second analytics visit only those, and the
+housekeeping timer releases the buffers of the others (:meth:`Pipeline.idle_symbols`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections import deque
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..analytics import AlertRule, AnalyticsEngine, FiredAlert
+from ..analytics import AlertRule, AnalyticsEngine
 from ..core.hub import Hub
 from ..core.instruments import Instrument, InstrumentRegistry
 from ..core.messages import (
-    ALL_SYMBOLS,
-    Alert,
-    AlertPayload,
     AnalysisResults,
     AnalyticsUpdate,
     AnalyticsUpdatePayload,
@@ -33,12 +33,11 @@ from ..core.messages import (
     topic_for,
     utc_now,
 )
+from .alert_commit import AlertCommitter
 from .feed import Tick
-from .store import AlertStore
+from .store_worker import StoreWorker
 
 log = logging.getLogger(__name__)
-
-ALL_ALERTS_TOPIC = topic_for("alerts", ALL_SYMBOLS)
 
 
 class Pipeline:
@@ -49,18 +48,35 @@ class Pipeline:
         hub: Hub,
         instruments: InstrumentRegistry,
         engine: AnalyticsEngine | None = None,
-        store: AlertStore | None = None,
+        worker: StoreWorker | None = None,
         *,
+        last_alert_id: int = 0,
         max_unsaved_alerts: int = 10_000,
+        symbol_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hub = hub
         self.instruments = instruments
         self.engine = engine or AnalyticsEngine()
-        self.store = store
+        self.committer = AlertCommitter(
+            hub, worker, last_alert_id=last_alert_id, max_pending=max_unsaved_alerts
+        )
+        self.symbol_ttl = symbol_ttl
+        self.clock = clock
         self.ticks = 0
-        self.alerts = 0
-        self.alerts_dropped = 0
-        self._unsaved: deque[FiredAlert] = deque(maxlen=max_unsaved_alerts)
+        #: Rule slots held by REST requests whose rule is being stored (``max_rules``).
+        self.rules_reserved = 0
+        #: symbol -> clock() of its last tick, least recently ticked first.
+        self._active: dict[str, float] = {}
+
+    @property
+    def alerts(self) -> int:
+        """Alerts published so far (each committed first)."""
+        return self.committer.published
+
+    @property
+    def alerts_dropped(self) -> int:
+        return self.committer.dropped
 
     # ------------------------------------------------------------------ ticks
 
@@ -73,6 +89,9 @@ class Pipeline:
         instrument = self.instruments.register(tick.symbol)
         change = instrument.apply(tick.price, tick.volume, tick.timestamp)
         self.ticks += 1
+        active = self._active
+        active.pop(instrument.symbol, None)  # re-insert: the dict stays ordered by recency
+        active[instrument.symbol] = self.clock()
         if not publish:
             return instrument
         symbol, iid = instrument.symbol, instrument.instrument_id
@@ -100,38 +119,15 @@ class Pipeline:
                 ),
             )
         )
-        if result.alerts or self._unsaved:
-            for fired in result.alerts:
-                if len(self._unsaved) == self._unsaved.maxlen:
-                    # Only when the store has been failing for a long time: say so loudly.
-                    self.alerts_dropped += 1
-                    log.error("rtstream: alert store unavailable; dropping the oldest alert")
-                self._unsaved.append(fired)
-            self._flush_alerts()
+        if result.alerts:
+            self.committer.submit(result.alerts)
         return instrument
 
     def publish_tick(self, tick: Tick) -> None:
         """Apply and publish one tick (the tick sources' callback)."""
         self.on_tick(tick)
 
-    # ------------------------------------------------------------------ alerts
-
-    def _flush_alerts(self) -> None:
-        while self._unsaved:
-            fired = self._unsaved[0]
-            try:
-                alert_id = self.store.record_alert(fired) if self.store else self.alerts + 1
-            except Exception:
-                log.exception("rtstream: could not store alert; will retry on the next tick")
-                return
-            self._unsaved.popleft()
-            self.alerts += 1
-            # A FiredAlert is the alert payload minus the id that storage assigns.
-            payload = AlertPayload(alert_id=alert_id, **dataclasses.asdict(fired))
-            self.hub.publish(
-                Alert(topic=topic_for("alerts", fired.symbol), data=payload),
-                also=(ALL_ALERTS_TOPIC,),
-            )
+    # ------------------------------------------------------------------ rules and activity
 
     def add_rule(self, rule: AlertRule) -> None:
         self.engine.add_rule(rule)
@@ -139,15 +135,36 @@ class Pipeline:
     def remove_rule(self, rule_id: int) -> bool:
         return self.engine.remove_rule(rule_id)
 
+    def active_symbols(self) -> list[str]:
+        """Symbols that ticked within ``symbol_ttl``, least recently ticked first."""
+        self._expire()
+        return list(self._active)
+
+    def idle_symbols(self) -> list[str]:
+        """Known symbols with no tick within ``symbol_ttl`` (their buffers may go)."""
+        self._expire()
+        return [i.symbol for i in self.instruments if i.symbol not in self._active]
+
+    def _expire(self) -> None:
+        horizon = self.clock() - self.symbol_ttl
+        active = self._active
+        while active:
+            symbol, last = next(iter(active.items()))
+            if last > horizon:
+                break
+            del active[symbol]
+
     # ------------------------------------------------------------------ analysis
 
     def publish_analysis(self, interval: float) -> int:
-        """Publish ``analytics_update`` for every instrument that has ticked."""
+        """Publish ``analytics_update`` for every active instrument (ticked within
+        ``symbol_ttl``): the work per call scales with active symbols, not known ones."""
         now = utc_now()
         next_update = now + timedelta(seconds=interval) if interval > 0 else None
         published = 0
-        for instrument in self.instruments:
-            if instrument.ticks == 0:
+        for symbol in self.active_symbols():
+            instrument = self.instruments.get(symbol)
+            if instrument is None:
                 continue
             self.hub.publish(
                 AnalyticsUpdate(

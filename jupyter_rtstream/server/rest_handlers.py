@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from datetime import datetime
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from jupyter_server.auth.decorator import authorized
@@ -20,10 +22,22 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from ..core.codec import summarize
+from ..core.errors import ErrorCode
 from ..core.messages import PROTOCOL_VERSIONS, format_timestamp, json_schema, utc_now
 from ..core.rest import RuleIn, TickBatch, TickBatchLenient
+from ..core.vocabulary import normalize_symbol
 from .feed import Tick
-from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin
+from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
+
+_T = TypeVar("_T")
+
+#: Largest ``alert_id`` SQLite can hold (``since`` beyond it is out of range).
+MAX_ALERT_ID = 2**63 - 1
+MAX_ALERTS_LIMIT = 10_000
+
+
+class _StoreUnavailable(Exception):
+    """The store call failed and the handler already answered 503."""
 
 
 class _ApiHandler(RtstreamHandlerMixin, APIHandler):
@@ -37,6 +51,17 @@ class _ApiHandler(RtstreamHandlerMixin, APIHandler):
 
     def write_error_json(self, status: int, code: str, message: str) -> None:
         self.write_json({"error_code": code, "error_message": message}, status)
+
+    async def store_call(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Run a store method on the store thread (never on the event loop); a database
+        that stays locked or fails answers 503 (raises :class:`_StoreUnavailable`)."""
+        try:
+            return await self.app.store_worker.call(fn, *args, **kwargs)
+        except sqlite3.Error as exc:
+            self.write_error_json(
+                503, ErrorCode.INTERNAL_ERROR.value, f"alert store unavailable ({exc}); retry"
+            )
+            raise _StoreUnavailable from exc
 
 
 def _finite(value: Any) -> Any:
@@ -57,7 +82,10 @@ def _json_default(value: Any) -> Any:
 
 
 class StatusHandler(_ApiHandler):
-    """``GET rtstream/api/status``: versions, clients, topics, feed and counters."""
+    """``GET rtstream/api/status``: versions, clients, topics, feed and counters.
+
+    ``clients`` lists the requesting user's own connections; other users' (a shared
+    server under JupyterHub) appear only as the ``other_clients`` count."""
 
     @web.authenticated
     @authorized
@@ -65,8 +93,13 @@ class StatusHandler(_ApiHandler):
         app = self.app
         hub = app.hub.status()
         queues: dict[str, dict[str, Any]] = hub["clients"]
+        me = user_key(self)
         clients = []
+        others = 0
         for connection in list(app.connections):
+            if connection.user != me:  # other users' connections: a count, no details
+                others += 1
+                continue
             summary = connection.session.summary()
             queue = queues.get(summary["client_id"], {})
             clients.append(
@@ -84,6 +117,7 @@ class StatusHandler(_ApiHandler):
                 "protocol_versions": list(PROTOCOL_VERSIONS),
                 "epoch": hub["epoch"],
                 "clients": clients,
+                "other_clients": others,
                 "topics": hub["topics"],
                 "feed": app.feed_status(),
                 "counters": hub["counters"],
@@ -154,7 +188,12 @@ class AlertRulesHandler(_JsonBodyHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json({"rules": [dataclasses.asdict(r) for r in self.app.store.rules()]})
+        store = self.app.store_worker.store
+        try:
+            rules = await self.store_call(store.rules)
+        except _StoreUnavailable:
+            return
+        self.write_json({"rules": [dataclasses.asdict(r) for r in rules]})
 
     @web.authenticated
     @authorized
@@ -162,18 +201,29 @@ class AlertRulesHandler(_JsonBodyHandler):
         spec = self.parse_body(RuleIn)
         if spec is None:
             return
-        if spec.symbol not in self.app.instruments:
+        app = self.app
+        if spec.symbol not in app.instruments:
             self.write_error_json(
                 400, "UNKNOWN_INSTRUMENT", f"unknown symbol {spec.symbol!r}: no such instrument"
             )
             return
+        pipeline = app.pipeline
+        if pipeline.engine.rule_count() + pipeline.rules_reserved >= app.max_rules:
+            self.write_error_json(
+                400, ErrorCode.RULE_LIMIT.value, f"at most {app.max_rules} alert rules"
+            )
+            return
         # RuleIn validated the whole rule in one pass; the engine's own check cannot fail.
-        rule = self.app.store.add_rule(spec.model_dump())
+        # The slot is reserved while the store thread writes, so concurrent POSTs cannot
+        # overshoot max_rules.
+        pipeline.rules_reserved += 1
         try:
-            self.app.pipeline.add_rule(rule)
-        except ValueError:
-            self.app.store.delete_rule(rule.rule_id)  # keep store and engine in step
-            raise
+            rule = await self.store_call(app.store_worker.store.add_rule, spec.model_dump())
+        except _StoreUnavailable:
+            return
+        finally:
+            pipeline.rules_reserved -= 1
+        pipeline.add_rule(rule)
         self.write_json(dataclasses.asdict(rule), status=201)
 
 
@@ -190,7 +240,11 @@ class AlertRuleHandler(_ApiHandler):
         except ValueError:
             self.write_error_json(404, "INVALID_MESSAGE", f"no rule {rule_id!r}")
             return
-        if not self.app.store.delete_rule(rid):
+        try:
+            deleted = await self.store_call(self.app.store_worker.store.delete_rule, rid)
+        except _StoreUnavailable:
+            return
+        if not deleted:
             self.write_error_json(404, "INVALID_MESSAGE", f"no rule {rid}")
             return
         self.app.pipeline.remove_rule(rid)
@@ -204,15 +258,39 @@ class AlertsHandler(_ApiHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            since = min(int(self.get_argument("since", "0")), 2**63 - 1)  # SQLite's INTEGER
-            limit = min(10_000, max(1, int(self.get_argument("limit", "1000"))))
-        except ValueError:
-            self.write_error_json(400, "INVALID_MESSAGE", "'since' and 'limit' are integers")
+        since = self.int_argument("since", 0, 0, MAX_ALERT_ID)
+        limit = self.int_argument("limit", 1000, 1, MAX_ALERTS_LIMIT)
+        if since is None or limit is None:
             return
-        symbol = self.get_argument("symbol", None)
-        alerts = self.app.store.alerts_since(since, limit, symbol.upper() if symbol else None)
+        raw_symbol = self.get_argument("symbol", None)
+        symbol = None
+        if raw_symbol is not None:
+            symbol = normalize_symbol(raw_symbol)
+            if not 0 < len(symbol) <= 16:
+                self.write_error_json(400, "INVALID_MESSAGE", "'symbol' must be 1-16 characters")
+                return
+        store = self.app.store_worker.store
+        try:
+            alerts = await self.store_call(store.alerts_since, since, limit, symbol)
+        except _StoreUnavailable:
+            return
         self.write_json({"alerts": alerts})
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int | None:
+        """Query argument ``name`` as an integer in ``[low, high]``, or None after a 400."""
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if len(raw) <= 40 else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            self.write_error_json(
+                400, "INVALID_MESSAGE", f"{name!r} must be an integer in [{low}, {high}]"
+            )
+            return None
+        return value
 
 
 class TicksHandler(_JsonBodyHandler):
@@ -232,6 +310,25 @@ class TicksHandler(_JsonBodyHandler):
             )
             return
         now = utc_now()
+        latest = now + timedelta(seconds=app.max_clock_skew)
+        for tick_in in batch.ticks:
+            if tick_in.timestamp is not None and tick_in.timestamp > latest:
+                self.write_error_json(
+                    400,
+                    ErrorCode.INVALID_TICK.value,
+                    f"tick for {tick_in.symbol} dated {format_timestamp(tick_in.timestamp)}, "
+                    f"more than {app.max_clock_skew:g} s ahead of the server clock",
+                )
+                return
+        new = {t.symbol for t in batch.ticks if t.symbol not in app.instruments}
+        if len(app.instruments) + len(new) > app.max_symbols:
+            self.write_error_json(
+                400,
+                ErrorCode.SYMBOL_LIMIT.value,
+                f"{len(new)} new symbol(s) would exceed max_symbols={app.max_symbols} "
+                f"({len(app.instruments)} known); nothing applied",
+            )
+            return
         ticks = [Tick(t.symbol, t.price, t.volume, t.timestamp or now) for t in batch.ticks]
         for tick in ticks:  # validated above, so the engine cannot refuse one midway
             app.pipeline.on_tick(tick)

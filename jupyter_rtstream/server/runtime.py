@@ -7,6 +7,7 @@ lazy import). ``RtstreamApp`` satisfies :class:`Runtime` structurally.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Protocol, cast
 
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -16,7 +17,7 @@ from ..core.instruments import InstrumentRegistry
 from ..core.session import Limits, ServerSession
 from .flush import Flusher
 from .pipeline import Pipeline
-from .store import AlertStore
+from .store_worker import StoreWorker
 
 #: jupyter_server authorization resource of every rtstream endpoint.
 AUTH_RESOURCE = "rtstream"
@@ -26,6 +27,8 @@ class Connection(Protocol):
     """One open WebSocket, as the extension sees it: a session and a way to close it."""
 
     session: ServerSession
+    #: Who opened it (``max_connections_per_user``, and what the status API shows whom).
+    user: str
 
     def shutdown(self, code: int, reason: str) -> None: ...
 
@@ -35,7 +38,7 @@ class Runtime(Protocol):
 
     hub: Hub
     instruments: InstrumentRegistry
-    store: AlertStore
+    store_worker: StoreWorker
     pipeline: Pipeline
     limits: Limits
     flusher: Flusher
@@ -46,6 +49,10 @@ class Runtime(Protocol):
     websocket_compression: bool
     strict_ticks: bool
     max_tick_batch: int
+    max_symbols: int
+    max_rules: int
+    max_clock_skew: float
+    max_connections_per_user: int
 
     def feed_status(self) -> dict[str, Any]: ...
 
@@ -56,3 +63,23 @@ class RtstreamHandlerMixin(ExtensionHandlerMixin):
     @property
     def app(self) -> Runtime:
         return cast(Runtime, self.extensionapp)
+
+
+def user_key(handler: Any) -> str:
+    """Who a request is, for ``max_connections_per_user`` and the status API.
+
+    jupyter_server makes up a new anonymous user for every request authenticated by the
+    server's own token (no cookie), so the username alone would let one token holder open
+    unlimited connections: every holder of the server's token is one user, ``"token"``.
+    Otherwise (a login cookie, JupyterHub) it is the authenticated username.
+    """
+    token = getattr(handler, "token", None)
+    provider = getattr(handler, "identity_provider", None)
+    if token and provider is not None:
+        offered = provider.get_token(handler) or ""
+        if hmac.compare_digest(str(offered).encode(), str(token).encode()):
+            return "token"
+    user = handler.current_user
+    if isinstance(user, dict):
+        user = user.get("name") or user.get("username")
+    return "user:" + str(getattr(user, "username", None) or user)

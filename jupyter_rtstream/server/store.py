@@ -3,13 +3,17 @@
 One file (WAL mode, so the REST readers never block the writer), a versioned schema
 (``PRAGMA user_version``), and a commit per write: an alert is on disk before the hub
 publishes it, so ``GET rtstream/api/alerts?since=`` can always fill a client's gap.
-Writes are small and local (tens of microseconds), so they run on the event loop.
+
+This class is synchronous and blocking (a database locked by another process blocks a
+write for up to ``busy_timeout``); the server never calls it on the event loop but through
+:class:`~.store_worker.StoreWorker`, one ordered thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +23,7 @@ from ..analytics import AlertRule, FiredAlert
 from ..core.errors import RtstreamError
 from ..core.messages import format_timestamp, utc_now
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -49,6 +53,12 @@ _MIGRATIONS: dict[int, str] = {
         timestamp     TEXT NOT NULL
     );
     CREATE INDEX alerts_by_symbol ON alerts (symbol, alert_id);
+    """,
+    # When the alert was stored (unix seconds): retention is measured on it, not on the
+    # event time, which for a CSV replay may be years old.
+    2: """
+    ALTER TABLE alerts ADD COLUMN recorded_at REAL;
+    CREATE INDEX alerts_by_recorded_at ON alerts (recorded_at);
     """,
 }
 
@@ -161,25 +171,49 @@ class AlertStore:
 
     def record_alert(self, alert: FiredAlert) -> int:
         """Persist a fired alert (committed on return) and return its ``alert_id``."""
+        return self.record_alerts([alert])[0]
+
+    def record_alerts(self, alerts: Sequence[FiredAlert]) -> list[int]:
+        """Persist alerts in one transaction (all or none), returning their ids in order."""
+        ids: list[int] = []
+        now = time.time()
         with self._transaction():
-            cursor = self.db.execute(
-                "INSERT INTO alerts (rule_id, symbol, rule_name, condition, target_value,"
-                " current_value, severity, message, timestamp) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    alert.rule_id,
-                    alert.symbol,
-                    alert.rule_name,
-                    alert.condition,
-                    alert.target_value,
-                    alert.current_value,
-                    alert.severity,
-                    alert.message,
-                    format_timestamp(alert.timestamp),
-                ),
+            for alert in alerts:
+                cursor = self.db.execute(
+                    "INSERT INTO alerts (rule_id, symbol, rule_name, condition, target_value,"
+                    " current_value, severity, message, timestamp, recorded_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        alert.rule_id,
+                        alert.symbol,
+                        alert.rule_name,
+                        alert.condition,
+                        alert.target_value,
+                        alert.current_value,
+                        alert.severity,
+                        alert.message,
+                        format_timestamp(alert.timestamp),
+                        now,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+        return ids
+
+    def prune_alerts(self, *, older_than: float, keep_rows: int) -> int:
+        """Delete alerts recorded before ``older_than`` (unix seconds) and all but the newest
+        ``keep_rows``; return how many went. Rows from schema 1 (no ``recorded_at``) are
+        kept until the row cap reaches them."""
+        with self._transaction():
+            aged = self.db.execute("DELETE FROM alerts WHERE recorded_at < ?", (older_than,))
+            capped = self.db.execute(
+                "DELETE FROM alerts WHERE alert_id <= (SELECT MAX(alert_id) FROM alerts) - ?",
+                (keep_rows,),
             )
-        alert_id = cursor.lastrowid
-        assert alert_id is not None
-        return alert_id
+        return max(0, aged.rowcount) + max(0, capped.rowcount)
+
+    def count_alerts(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
 
     def alerts_since(
         self, since: int = 0, limit: int = 1000, symbol: str | None = None
@@ -195,8 +229,9 @@ class AlertStore:
         return [dict(row) for row in self.db.execute(query, params).fetchall()]
 
     def last_alert_id(self) -> int:
-        row = self.db.execute("SELECT MAX(alert_id) FROM alerts").fetchone()
-        return int(row[0] or 0)
+        # sqlite_sequence, not MAX(alert_id): pruning every row must not make ids restart.
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'alerts'").fetchone()
+        return int(row[0]) if row is not None else 0
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -25,7 +25,7 @@ from ..core.errors import CloseCode, close_reason
 from ..core.hub import Frame
 from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
 from ..core.session import ServerSession
-from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin
+from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 from .wire import wire_bytes
 
 
@@ -73,6 +73,16 @@ class StreamWebSocketHandler(
         self._closing = False
         self._pending: asyncio.Future[None] | None = None
         app = self.app
+        self.user = user_key(self)
+        limit = app.max_connections_per_user
+        if sum(1 for c in list(app.connections) if c.user == self.user) >= limit:
+            # No session: nothing was subscribed, nothing to undo. Others carry on.
+            self._closing = True
+            self.close(
+                CloseCode.POLICY_VIOLATION, close_reason("CONNECTION_LIMIT", retry_after=30.0)
+            )
+            self.log.warning("rtstream: user %r is over %d connections", self.user, limit)
+            return
         self.session = ServerSession(
             app.hub,
             app.instruments,
@@ -81,6 +91,7 @@ class StreamWebSocketHandler(
             waker=self._on_outbox,
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
+            last_alert_id=lambda: app.pipeline.committer.last_alert_id,
         )
         app.connections.add(self)
         self.session.opened()

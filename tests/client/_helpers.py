@@ -16,7 +16,13 @@ from .._wait import wait_until
 __all__ = ["LIVE_CONFIG", "Recorder", "run", "wait_until"]
 
 LIVE_CONFIG: dict[str, dict[str, Any]] = {
-    "RtstreamApp": {"seed": 4242, "tick_rate": 10.0, "heartbeat_interval": 1.0}
+    "RtstreamApp": {
+        "seed": 4242,
+        "tick_rate": 10.0,
+        "heartbeat_interval": 1.0,
+        # test_many_clients_cut_at_once: 100 clients share the one server token (one user).
+        "max_connections_per_user": 1_000,
+    }
 }
 
 
@@ -98,6 +104,7 @@ async def add_crossing_rule(server: Any, symbol: str, level: float = 100.0) -> i
         "condition": "price_above",
         "target_value": level,
         "severity": "high",
+        "cooldown_seconds": 0.0,  # every crossing fires (the REST default is 60 s)
     }
     status, answer = await asyncio.to_thread(
         server.request_json, "POST", "rtstream/api/alerts/rules", rule

@@ -108,6 +108,9 @@ def test_error_codes_are_enumerated(schema: dict[str, Any]) -> None:
         "RATE_LIMITED",
         "MESSAGE_TOO_LARGE",
         "INTERNAL_ERROR",
+        "SYMBOL_LIMIT",
+        "RULE_LIMIT",
+        "INVALID_TICK",
     }
 
 

@@ -18,6 +18,7 @@ RULE = {
     "condition": "price_above",
     "target_value": 100.0,
     "severity": "high",
+    "cooldown_seconds": 0.0,  # every crossing fires (the default cooldown is 60 s)
 }
 
 

@@ -112,9 +112,9 @@ async def test_slow_consumer_is_conflated_then_closed_1013_others_unaffected(
         "condition": "price_above",
         "target_value": 100.0,
         "severity": "low",
+        "cooldown_seconds": 0.0,
     }
     assert (await post_json(jp_fetch, "alerts", "rules", body=rule))[0] == 201
-    # Alerts are never conflated: when they no longer fit, the stuck client is closed 1013.
     # Two batches of 30 alerts: each fits a healthy reader's outbox (40 messages), but the
     # stuck client keeps all of them (it never drains), so 60 cannot fit however much the
     # kernel's socket buffers absorbed before, and it is closed at the latest in batch two.
