@@ -26,7 +26,10 @@ export type ErrorCode =
   | 'SUBSCRIPTION_LIMIT'
   | 'RATE_LIMITED'
   | 'MESSAGE_TOO_LARGE'
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  | 'SYMBOL_LIMIT'
+  | 'RULE_LIMIT'
+  | 'INVALID_TICK';
 
 export interface MarketData {
   data: MarketDataPayload;

@@ -3761,6 +3761,9 @@ const schema27 = {
     'RATE_LIMITED',
     'MESSAGE_TOO_LARGE',
     'INTERNAL_ERROR',
+    'SYMBOL_LIMIT',
+    'RULE_LIMIT',
+    'INVALID_TICK',
   ],
   title: 'ErrorCode',
   type: 'string',
@@ -3813,7 +3816,10 @@ function validate26(
             data0 === 'SUBSCRIPTION_LIMIT' ||
             data0 === 'RATE_LIMITED' ||
             data0 === 'MESSAGE_TOO_LARGE' ||
-            data0 === 'INTERNAL_ERROR'
+            data0 === 'INTERNAL_ERROR' ||
+            data0 === 'SYMBOL_LIMIT' ||
+            data0 === 'RULE_LIMIT' ||
+            data0 === 'INVALID_TICK'
           )) {
             validate26.errors = [
               {
