@@ -115,7 +115,7 @@ describe('ConnectionMachine', () => {
     expect(m.snapshot(10).reason).toContain('SLOW_CONSUMER');
 
     for (const [code, reason] of [
-      [1008, '{"reason":"TOO_MANY_CONNECTIONS"}'],
+      [1003, 'BINARY_FRAME'],
       [4403, 'forbidden'],
     ] as const) {
       const final = new ConnectionMachine(() => 0);

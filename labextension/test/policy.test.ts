@@ -49,20 +49,27 @@ describe('close reasons', () => {
       retryAfter: 3,
     });
     expect(classifyClose(1012, '{"reason":"RESTART","retry_after":2}').kind).toBe('overload');
-    expect(classifyClose(1001, '').kind).toBe('not_listening');
+    expect(classifyClose(1001, '').kind).toBe('overload');
     expect(classifyClose(1006, '').kind).toBe('not_listening');
     expect(classifyClose(1008, '{"reason":"RATE_LIMITED","retry_after":5}')).toEqual({
       kind: 'overload',
       retryAfter: 5,
     });
-    expect(classifyClose(1008, '{"reason":"TOO_MANY_CONNECTIONS"}')).toEqual({
-      kind: 'final',
-      reason: 'TOO_MANY_CONNECTIONS',
+    expect(classifyClose(1008, '{"reason":"CONNECTION_LIMIT","retry_after":30}')).toEqual({
+      kind: 'overload',
+      retryAfter: 30,
+    });
+    expect(classifyClose(1013, '{"reason":"SLOW_CONSUMER","retry_after":1e9}')).toEqual({
+      kind: 'overload',
+      retryAfter: 120,
     });
     expect(classifyClose(4401, '').kind).toBe('final');
     expect(classifyClose(4403, 'nope').kind).toBe('final');
     expect(classifyClose(1011, 'authentication expired').kind).toBe('final');
-    expect(classifyClose(1009, 'MESSAGE_TOO_LARGE').kind).toBe('final');
+    for (const code of [1002, 1003, 1007, 1010]) {
+      expect(classifyClose(code, '').kind).toBe('final');
+    }
+    expect(classifyClose(1009, 'MESSAGE_TOO_LARGE').kind).toBe('overload');
   });
 });
 
@@ -89,6 +96,18 @@ describe('Backoff', () => {
     const high = new Backoff(fixed(0.999999999));
     for (let i = 0; i < 4; i++) high.next({ kind: 'overload', retryAfter: null }, i);
     expect(high.next({ kind: 'overload', retryAfter: 1 }, 5)).toBeCloseTo(8, 5);
+  });
+
+  it('resets the exponent only after a connection stayed up for 10 s', () => {
+    const backoff = new Backoff(fixed(0.999999999));
+    const overload = { kind: 'overload', retryAfter: null } as const;
+    backoff.next(overload, 0);
+    backoff.next(overload, 1);
+    backoff.connected(2); // accepted, then closed at once: still escalating
+    expect(backoff.attempts).toBe(0);
+    expect(backoff.next(overload, 3)).toBeCloseTo(2, 5);
+    backoff.connected(10);
+    expect(backoff.next(overload, 20)).toBeCloseTo(0.5, 5); // stayed up 10 s: reset
   });
 
   it('is final with no delay and resets everything', () => {

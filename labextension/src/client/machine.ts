@@ -39,6 +39,12 @@ export type Action =
   | { type: 'close'; code: number; reason: string }
   | { type: 'schedule'; timer: 'retry'; generation: number; delay: number };
 
+/** The server's heartbeat interval, clamped as the Python client does: 0 (none) or 1-300 s. */
+export function clampHeartbeat(interval: number | null): number | null {
+  if (interval === null || !Number.isFinite(interval) || interval <= 0) return interval;
+  return Math.min(Math.max(interval, 1), 300);
+}
+
 /** How many seconds without any frame make a connection dead, in heartbeat intervals. */
 export const DEAD_AFTER_HEARTBEATS = 2;
 /** Seconds between pings that measure the round-trip time. */
@@ -333,8 +339,8 @@ export class ConnectionMachine {
     this.statusSeen = true;
     this.state = 'connected';
     this.reason = '';
-    this.backoff.reset();
-    this.heartbeatInterval = data.heartbeat_interval ?? null;
+    this.backoff.connected(now);
+    this.heartbeatInterval = clampHeartbeat(data.heartbeat_interval ?? null);
     this.clientId = data.client_id;
     this.conflated = data.conflated ?? 0;
     for (const frame of this.book.onConnectionStatus(data.epoch, fresh)) {

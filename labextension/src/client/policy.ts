@@ -1,15 +1,18 @@
 /**
  * Reconnection policy, pure: which failure gets which delay, and which is final.
  *
- * The same rules as the Python client (jupyter_rtstream/client):
- * - nothing listening (refused, or closed before the handshake): quick retries, uniform
- *   0.25-1.0 s, indefinitely. A browser cannot tell a refused TCP connection from a failed
- *   HTTP upgrade, so such failures count as "not listening" for the first 30 s of an outage,
- *   then as overload (full-jitter exponential);
- * - overload (close 1013; 1001/1012 or 1008 with `retry_after`; a dead connection): full
- *   jitter, base 0.5 s, factor 2, cap 30 s, never sooner than `retry_after`;
- * - final: 1008 without `retry_after`, 4401/4403, a close reason that says auth, 1003/1009
- *   (a client bug that a retry would only repeat).
+ * The same rules as the Python client (jupyter_rtstream/core/backoff.py):
+ * - nothing listening (refused, closed before the handshake, or a connection that ended
+ *   without a close frame, 1006, as a killed server's does): quick retries, uniform
+ *   0.25-1.0 s. A browser cannot tell a refused TCP connection from a failed HTTP upgrade
+ *   (a proxy's 502), so such failures count as "not listening" for the first 30 s of an
+ *   outage, then as overload;
+ * - overload (every other close: 1013, 1001, 1012, 1008, 1011, 1000...; a dead connection):
+ *   full jitter, base 0.5 s, factor 2, cap 30 s, never sooner than `retry_after` (clamped to
+ *   120 s). The exponent resets only once a connection has stayed up for 10 s after its
+ *   `connection_status`, so a server that accepts and closes at once is not hammered;
+ * - final: closes 1002/1003/1007/1010 (a protocol error a retry would repeat), 4401/4403 and
+ *   close reasons that say auth.
  */
 
 export const QUICK_MIN_S = 0.25;
@@ -18,6 +21,12 @@ export const BACKOFF_BASE_S = 0.5;
 export const BACKOFF_FACTOR = 2;
 export const BACKOFF_CAP_S = 30;
 export const NOT_LISTENING_WINDOW_S = 30;
+/** A connection up this long after its connection_status resets the exponent. */
+export const STABLE_AFTER_S = 10;
+/** Server-given waits above this are not believed. */
+export const RETRY_AFTER_MAX_S = 120;
+/** Close codes a retry would only repeat (as the Python client's REFUSED_CLOSE). */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1010]);
 
 /** A random number in [0, 1). */
 export type Rng = () => number;
@@ -48,7 +57,9 @@ export function parseCloseReason(text: string): CloseReason {
         const reason = typeof record.reason === 'string' ? record.reason : text;
         const retry = record.retry_after;
         const retryAfter =
-          typeof retry === 'number' && Number.isFinite(retry) && retry >= 0 ? retry : null;
+          typeof retry === 'number' && Number.isFinite(retry) && retry >= 0
+            ? Math.min(retry, RETRY_AFTER_MAX_S)
+            : null;
         return { reason, retryAfter };
       }
     } catch {
@@ -72,40 +83,41 @@ export function classifyClose(code: number, reasonText: string): FailureClass {
   if (code === 4401 || code === 4403 || AUTH_REASON.test(reason)) {
     return { kind: 'final', reason: reason || `close ${code}` };
   }
-  if (code === 1003 || code === 1009) {
+  if (FINAL_CLOSE_CODES.has(code)) {
     return { kind: 'final', reason: reason || `close ${code}` };
   }
-  if (code === 1008) {
-    return retryAfter === null
-      ? { kind: 'final', reason: reason || 'policy violation (1008)' }
-      : { kind: 'overload', retryAfter };
+  if (code === 1006) {
+    // No close frame: the server died or the network dropped; see whether anything listens.
+    return { kind: 'not_listening' };
   }
-  if (code === 1013) {
-    return { kind: 'overload', retryAfter };
-  }
-  if ((code === 1001 || code === 1012) && retryAfter !== null) {
-    return { kind: 'overload', retryAfter };
-  }
-  // 1006 (killed server, dropped network), 1001/1012 without retry_after, 1000, 1011...:
-  // the next attempt finds out whether anything listens.
-  return { kind: 'not_listening' };
+  return { kind: 'overload', retryAfter };
 }
 
-/** Backoff bookkeeping of one outage: reset when a `connection_status` arrives. */
+/** Backoff bookkeeping: attempts of one outage, and the exponent across flapping. */
 export class Backoff {
   /** Failures since the last `connection_status`: what the status bar shows. */
   attempts = 0;
-  /** Exponential-class failures since the last reset: the exponent of the next delay. */
+  /** Exponential-class failures since the last stable connection: the next exponent. */
   exponent = 0;
   /** When the current outage began (seconds, the caller's clock); null when connected. */
   outageStart: number | null = null;
+  /** When the current connection's `connection_status` arrived; null when not connected. */
+  connectedAt: number | null = null;
 
   constructor(private readonly rng: Rng) {}
+
+  /** A `connection_status` arrived: the outage is over (the exponent waits for stability). */
+  connected(now: number): void {
+    this.attempts = 0;
+    this.outageStart = null;
+    this.connectedAt = now;
+  }
 
   reset(): void {
     this.attempts = 0;
     this.exponent = 0;
     this.outageStart = null;
+    this.connectedAt = null;
   }
 
   /**
@@ -113,6 +125,10 @@ export class Backoff {
    * computed from the counters as they are at this very moment; null when final.
    */
   next(failure: FailureClass, now: number): number | null {
+    if (this.connectedAt !== null) {
+      if (now - this.connectedAt >= STABLE_AFTER_S) this.exponent = 0;
+      this.connectedAt = null;
+    }
     if (failure.kind === 'final') return null;
     this.outageStart ??= now;
     this.attempts += 1;
