@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from ..core.messages import AlertPayload, format_timestamp
+from ..core.vocabulary import normalize_symbol
 from .discovery import ServerInfo, discover
 from .errors import ClientError
 
@@ -140,7 +141,7 @@ class RestAPI:
 
     async def snapshot(self, symbol: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(
-            "GET", f"rtstream/api/instruments/{symbol.strip().upper()}/snapshot"
+            "GET", f"rtstream/api/instruments/{quote(normalize_symbol(symbol), safe='')}/snapshot"
         )
         return result
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -145,20 +144,6 @@ def backoff_ceiling(
     # Cap the exponent first: factor ** 2000 overflows a float.
     exp = min(attempt, 64)
     return min(cap, base * factor**exp)
-
-
-def backoff(
-    base: float = BASE_DELAY,
-    cap: float = MAX_DELAY,
-    factor: float = FACTOR,
-    rng: random.Random | None = None,
-) -> Iterator[float]:
-    """Yield full-jitter delays forever: attempt 0, 1, 2, ... (the overload rule alone)."""
-    uniform = (rng or random.Random()).uniform
-    attempt = 0
-    while True:
-        yield uniform(0.0, backoff_ceiling(attempt, base, cap, factor))
-        attempt += 1
 
 
 class ReconnectPolicy:

@@ -75,20 +75,10 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
         "sustained flooding over the rate limit (RATE_LIMITED), or too many connections of"
         " one user (CONNECTION_LIMIT); retry after retry_after"
     ),
-    CloseCode.MESSAGE_TOO_BIG: "client frame over the size limit; do not resend it",
+    CloseCode.MESSAGE_TOO_BIG: "client frame over the size limit; do not resend that frame",
     CloseCode.INTERNAL_ERROR: "unexpected server error; reconnect with backoff",
     CloseCode.TRY_AGAIN_LATER: "client too slow for must-deliver messages; reconnect and resume",
 }
-
-#: Close codes after which a client should reconnect (with backoff / retry_after).
-RETRYABLE_CLOSE_CODES = frozenset(
-    {
-        CloseCode.GOING_AWAY,
-        CloseCode.POLICY_VIOLATION,
-        CloseCode.INTERNAL_ERROR,
-        CloseCode.TRY_AGAIN_LATER,
-    }
-)
 
 
 def close_reason(reason: str, retry_after: float | None = None) -> str:

@@ -125,7 +125,7 @@ class AlertCommitter:
         if task is not None and not task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin on Python 3.10
                 log.warning("rtstream: %d alert(s) not stored at shutdown", self.pending)
 
     def cancel(self) -> None:

@@ -123,8 +123,13 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         if prefix:
             key = "hub-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", prefix)
         else:
-            key = f"port-{getattr(self.serverapp, 'port', 0)}"
-        return os.path.join(jupyter_data_dir(), "rtstream", f"rtstream-{key}.sqlite")
+            port = int(getattr(self.serverapp, "port", 0) or 0)
+            # Port 0 (a random port, not known yet when extensions load) would make every
+            # such server share one file: key those by process instead.
+            key = f"port-{port}" if port else f"pid-{os.getpid()}"
+        path = os.path.join(jupyter_data_dir(), "rtstream", f"rtstream-{key}.sqlite")
+        self.log.info("rtstream: alert rules and history in %s (set RtstreamApp.db_path)", path)
+        return path
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(HANDLERS)

@@ -1,8 +1,9 @@
 """SQLite persistence for alert rules and fired alerts.
 
 One file (WAL mode, so the REST readers never block the writer), a versioned schema
-(``PRAGMA user_version``), and a commit per write: an alert is on disk before the hub
-publishes it, so ``GET rtstream/api/alerts?since=`` can always fill a client's gap.
+(``PRAGMA user_version``), alerts committed in batches: a batch is on disk before the hub
+publishes any alert of it, so ``GET rtstream/api/alerts?since=`` can always fill a
+client's gap.
 
 This class is synchronous and blocking (a database locked by another process blocks a
 write for up to ``busy_timeout``); the server never calls it on the event loop but through
@@ -168,10 +169,6 @@ class AlertStore:
         return cursor.rowcount > 0
 
     # ------------------------------------------------------------------ alerts
-
-    def record_alert(self, alert: FiredAlert) -> int:
-        """Persist a fired alert (committed on return) and return its ``alert_id``."""
-        return self.record_alerts([alert])[0]
 
     def record_alerts(self, alerts: Sequence[FiredAlert]) -> list[int]:
         """Persist alerts in one transaction (all or none), returning their ids in order."""

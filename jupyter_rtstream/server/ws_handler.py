@@ -98,6 +98,8 @@ class StreamWebSocketHandler(
         self.log.debug("rtstream: client %s connected", self.session.client_id)
 
     def on_message(self, message: str | bytes) -> None:
+        if getattr(self, "session", None) is None:
+            return  # refused in open() (CONNECTION_LIMIT): frames before the close are dropped
         if isinstance(message, bytes):
             self.session.receive_binary()
         else:

@@ -158,6 +158,18 @@ describe('ConnectionMachine', () => {
     expect(m.state).toBe('reconnecting');
   });
 
+  it('never declares a connection dead when the server sends no heartbeats', () => {
+    const m = new ConnectionMachine(() => 0);
+    m.start();
+    const generation = generationOf(m.actionsToRun());
+    m.openedSocket(generation, 0);
+    m.frame(generation, v(status('e1', 0)), 0); // heartbeat_interval 0: heartbeats off
+    m.actionsToRun();
+    m.tick(600);
+    expect(m.state).toBe('connected');
+    expect(m.actionsToRun().filter((a) => a.type === 'close')).toEqual([]);
+  });
+
   it('measures the round trip from ping to ack', () => {
     const m = new ConnectionMachine(() => 0);
     const { generation } = connected(m, 0);

@@ -63,6 +63,25 @@ describe('MonitorModel', () => {
   });
 });
 
+describe('MonitorModel.gapStart', () => {
+  it('fills from the newest alert shown, or from the server position when none is', () => {
+    const model = new MonitorModel();
+    expect(model.gapStart(null)).toBe(0);
+    expect(model.gapStart(42)).toBe(42); // nothing shown: not the oldest alert ever
+    for (const id of [3, 4]) model.addAlert({ ...frames.alert.data, alert_id: id });
+    expect(model.gapStart(9)).toBe(4);
+  });
+
+  it('starts again from 0 when the server store was replaced (its ids went back)', () => {
+    const model = new MonitorModel();
+    for (const id of [7, 8]) model.addAlert({ ...frames.alert.data, alert_id: id });
+    expect(model.gapStart(2)).toBe(0);
+    expect(model.alerts).toEqual([]);
+    model.addAlert({ ...frames.alert.data, alert_id: 1 }); // the new store's first alert
+    expect(model.alerts.map((a) => a.alert_id)).toEqual([1]);
+  });
+});
+
 describe('paint log', () => {
   it('is enabled by a query flag and keeps a bounded ring', () => {
     expect(paintLogEnabled('?rtstream-paint-log=1')).toBe(true);

@@ -63,9 +63,7 @@ def test_kill_9_restarts_lose_and_duplicate_no_alert(capsys: pytest.CaptureFixtu
             )
             return expected
 
-        # A rule misses the crossing right after its creation (a server bug of issue 11):
-        # cross twice so that the first alert fires whatever the server's version.
-        await post_ticks(server, SYMBOL, [101.0, 99.0, 101.0])
+        await post_ticks(server, SYMBOL, [101.0])  # a new rule fires on its first crossing
         assert await all_delivered("the first alert")
         for cycle in range(RESTARTS):
             if cycle % 2:  # fire just before the kill: delivered live, or by the next fill
@@ -81,7 +79,9 @@ def test_kill_9_restarts_lose_and_duplicate_no_alert(capsys: pytest.CaptureFixtu
             await post_ticks(server, SYMBOL, [99.0, 101.0])  # the first alert of this epoch
             fired = await all_delivered(f"the alerts of restart {cycle + 1}")
             assert fired[-1] > last_before_kill  # this epoch's first alert fired and arrived
-            assert stream.stats.reconnects == reconnects + 1
+            # At least the one reconnect; a loaded machine may stall a restarting server past
+            # the dead-connection threshold once more.
+            assert stream.stats.reconnects >= reconnects + 1
             back = rec.reconnected_at(ready)
             rejoin.append(back - ready if back is not None else 0.0)
         await asyncio.sleep(0.3)  # nothing late, nothing doubled

@@ -1,10 +1,12 @@
-"""Full-jitter exponential backoff: bounds, cap, no overflow, reproducible with a seeded RNG."""
+"""Full-jitter exponential backoff (the overload rule of ``ReconnectPolicy``): bounds, cap,
+no overflow, reproducible with a seeded RNG."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,9 +14,25 @@ from jupyter_rtstream.core.backoff import (
     BASE_DELAY,
     FACTOR,
     MAX_DELAY,
-    backoff,
+    Failure,
+    FailureKind,
+    ReconnectPolicy,
     backoff_ceiling,
 )
+
+OVERLOAD = Failure(FailureKind.OVERLOAD, None, "close 1013")
+
+
+def backoff(
+    base: float = BASE_DELAY,
+    cap: float = MAX_DELAY,
+    factor: float = FACTOR,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
+    """The policy's delays for one overload after another, as an endless sequence."""
+    policy = ReconnectPolicy(base, cap, factor, rng)
+    while True:
+        yield policy.next_delay(OVERLOAD)
 
 
 class MaxRandom(random.Random):

@@ -19,6 +19,9 @@ function now(): number {
   return performance.now() / 1000;
 }
 
+/** Page size of alert history requests (the server's default). */
+const ALERT_PAGE = 1000;
+
 export class RtstreamConnection {
   readonly machine: ConnectionMachine;
   private socket: WebSocket | null = null;
@@ -98,9 +101,21 @@ export class RtstreamConnection {
   }
 
   /** Alert history after `since` (oldest first), to fill a gap. */
-  async alertsSince(since: number): Promise<AlertPayload[]> {
-    const body = await this.getJSON<{ alerts: AlertPayload[] }>(`alerts?since=${since}`);
-    return body.alerts;
+  /** Every alert after `since`, oldest first: pages through `alerts?since=&limit=` until a
+   * page comes back short (at most `maxPages`, so a misbehaving server cannot loop us). */
+  async alertsSince(since: number, maxPages = 100): Promise<AlertPayload[]> {
+    const out: AlertPayload[] = [];
+    let cursor = since;
+    for (let page = 0; page < maxPages; page++) {
+      const body = await this.getJSON<{ alerts: AlertPayload[] }>(
+        `alerts?since=${cursor}&limit=${ALERT_PAGE}`,
+      );
+      out.push(...body.alerts);
+      const newest = body.alerts.reduce((max, a) => Math.max(max, a.alert_id), cursor);
+      if (body.alerts.length < ALERT_PAGE || newest <= cursor) break;
+      cursor = newest;
+    }
+    return out;
   }
 
   dispose(): void {

@@ -41,7 +41,7 @@ export type Action =
 
 /** The server's heartbeat interval, clamped as the Python client does: 0 (none) or 1-300 s. */
 export function clampHeartbeat(interval: number | null): number | null {
-  if (interval === null || !Number.isFinite(interval) || interval <= 0) return interval;
+  if (interval === null || !Number.isFinite(interval) || interval <= 0) return null; // none
   return Math.min(Math.max(interval, 1), 300);
 }
 

@@ -39,7 +39,6 @@ export class ResumeBook {
   /** The epoch the `lastSeq` values belong to. */
   epoch: string | null = null;
   private requestCounter = 0;
-  private readonly pending = new Map<string, string>();
   dropped = 0;
 
   /** Add a wanted subscription; returns it, or null when it was already wanted. */
@@ -99,7 +98,6 @@ export class ResumeBook {
       frame.resume_from = seq;
       frame.epoch = this.epoch;
     }
-    this.pending.set(frame.request_id as string, wanted.topic);
     return frame;
   }
 
@@ -119,8 +117,6 @@ export class ResumeBook {
   /** An ack of a subscribe: a gap when the server could not replay what we missed. */
   onAck(ack: Ack): Gap | null {
     const data = ack.data;
-    const requestId = data.request_id ?? null;
-    if (requestId !== null) this.pending.delete(requestId);
     if (data.action !== 'subscribe' || data.recovered !== false || !data.topic) return null;
     // Not recovered: the snapshot (or, for alerts, nothing) follows; seqs restart from the
     // server's, so the watermark goes.

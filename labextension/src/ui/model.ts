@@ -97,6 +97,22 @@ export class MonitorModel {
     this.alertsDirty = true;
   }
 
+  /**
+   * Where to fill an alert gap from: the newest alert shown, or the server's position
+   * (`last_alert_id` of the ack) when nothing was shown yet. When the server's newest id is
+   * below ours its alert store was replaced (ids start again): forget what is shown, from 0.
+   */
+  gapStart(serverLast: number | null): number {
+    const since = this.lastAlertId;
+    if (serverLast !== null && serverLast < since) {
+      this.alerts.length = 0;
+      this.alertIds.clear();
+      this.alertsDirty = true;
+      return 0;
+    }
+    return since === 0 && serverLast !== null ? serverLast : since;
+  }
+
   /** The newest alert id seen, or 0. */
   get lastAlertId(): number {
     return this.alerts[0]?.alert_id ?? 0;

@@ -17,6 +17,9 @@ const STREAMS: SubscriptionType[] = ['market_data', 'technical_indicators', 'ana
 const COLUMNS = ['Symbol', 'Price', 'Change %', 'Volume', 'RSI', 'MACD hist', 'Trend'];
 /** Seconds between polls of rtstream/api/instruments (symbols pushed via POST ticks). */
 const DISCOVERY_INTERVAL_MS = 3000;
+/** Symbols the monitor subscribes to: 3 topics each, within the server's default
+ * `max_subscriptions` (100) beside `alerts:*`. */
+const MAX_SYMBOLS = 33;
 
 interface RowCells {
   tr: HTMLTableRowElement;
@@ -94,6 +97,11 @@ export class MarketMonitor extends Widget {
     this.connection.message.disconnect(this.onMessage, this);
     this.connection.stateChanged.disconnect(this.onState, this);
     this.connection.gap.disconnect(this.onGap, this);
+    // The connection is shared by the tab: release what this panel subscribed to.
+    for (const symbol of this.model.rows.keys()) {
+      for (const type of STREAMS) this.connection.unsubscribe(type, symbol);
+    }
+    this.connection.unsubscribe('alerts', '*');
     super.dispose();
   }
 
@@ -105,6 +113,7 @@ export class MarketMonitor extends Widget {
       );
       for (const { symbol } of body.instruments) {
         if (this.model.rows.has(symbol)) continue;
+        if (this.model.rows.size >= MAX_SYMBOLS) break;
         this.model.row(symbol);
         for (const type of STREAMS) this.connection.subscribe(type, symbol);
       }
@@ -131,12 +140,14 @@ export class MarketMonitor extends Widget {
 
   private onGap(_: RtstreamConnection, gap: Gap): void {
     if (!gap.topic.startsWith('alerts:')) return;
-    void this.fillAlerts();
+    void this.fillAlerts(gap.lastAlertId);
   }
 
-  private async fillAlerts(): Promise<void> {
+  /** Fill an alert gap from the history, paged, from `MonitorModel.gapStart`. */
+  private async fillAlerts(serverLast: number | null): Promise<void> {
+    const since = this.model.gapStart(serverLast);
     try {
-      const alerts: AlertPayload[] = await this.connection.alertsSince(this.model.lastAlertId);
+      const alerts: AlertPayload[] = await this.connection.alertsSince(since);
       for (const alert of alerts) this.model.addAlert(alert);
       this.schedule();
     } catch {
