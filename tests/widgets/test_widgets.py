@@ -24,6 +24,7 @@ from jupyter_rtstream.widgets import (
     SymbolControls,
 )
 
+from .._wait import wait_until
 from ._messages import T0, XSS, alert, analytics, indicator_values, indicators, market_data
 from .conftest import CommLog
 
@@ -258,8 +259,7 @@ def test_close_stops_updates(comms: CommLog) -> None:
     async def main() -> None:
         dashboard = Dashboard(["AAPL"], fps=50)
         dashboard.handle(market_data("AAPL", 1))
-        await asyncio.sleep(0.05)
-        assert dashboard.stats()["flushed"] >= 2  # chart and table
+        await wait_until(lambda: dashboard.stats()["flushed"] >= 2, what="chart and table")
         dashboard.handle(market_data("AAPL", 2))  # pending when closed: never sent
         dashboard.close()
         updates, flushed = comms.updates, dashboard.stats()["flushed"]
@@ -322,9 +322,8 @@ def test_dashboard_subscribes_and_releases_only_its_own_topics() -> None:
         stream.emit("market_data", market_data("AAPL", 1))
         stream.emit("market_data", market_data("GOOG", 1))  # not on the dashboard
         stream.emit("state", StateChange(ConnectionState.RECONNECTING, stream.state, 1, None, None))
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: dashboard.badge.state == "reconnecting", what="the badge")
         assert dashboard.charts["AAPL"].points == 1 and dashboard.received == 1
-        assert dashboard.badge.state == "reconnecting"
         with pytest.raises(ValueError, match="UNKNOWN_INSTRUMENT"):
             await dashboard.add_symbol("nope")
         assert "NOPE" not in dashboard.charts
