@@ -74,6 +74,9 @@ class TopicState:
     #: Highest alert_id delivered (or known to predate us), in ``alert_epoch``'s id space.
     last_alert_id: int | None = None
     alert_epoch: str | None = None
+    #: The server's alert store (``ack.store_id``) of the last ack: ids are comparable only
+    #: within one store.
+    alert_store: str | None = None
     #: While an alert gap is being filled from the REST history, live alerts wait here.
     filling: list[Alert] | None = None
     #: Number of the pending fill (None: none), and the ``since`` it asks for.
@@ -166,25 +169,33 @@ class SubscriptionBook:
         if state.epoch == epoch and ack.data.seq is not None:
             state.ack_seq = ack.data.seq
         if state.is_alerts:
-            newest = ack.data.last_alert_id
+            newest, store = ack.data.last_alert_id, ack.data.store_id
             if first and state.last_alert_id is None and newest is not None:
                 state.alert_epoch, state.last_alert_id = epoch, newest  # older ones predate us
             if gap is not None:
-                self._open_fill(state, epoch, newest)
+                self._open_fill(state, epoch, newest, store)
+            if store is not None:
+                state.alert_store = store
         return gap
 
-    def _open_fill(self, state: TopicState, epoch: str | None, newest: int | None) -> None:
+    def _open_fill(
+        self, state: TopicState, epoch: str | None, newest: int | None, store: str | None
+    ) -> None:
         if state.filling is None:
             state.filling = []  # else a fill is pending: keep what it holds, replace it
         state.fill = next(self._fills)
         since = state.last_alert_id or 0
-        if (
-            state.alert_epoch != epoch
-            and newest is not None
-            and state.last_alert_id is not None
-            and newest < state.last_alert_id
-        ):
-            since = 0  # the restarted server's store is behind ours: a fresh store
+        if store is not None and state.alert_store is not None:
+            replaced = store != state.alert_store
+        else:  # a server that does not say: its store is fresh if it is behind ours
+            replaced = (
+                state.alert_epoch != epoch
+                and newest is not None
+                and state.last_alert_id is not None
+                and newest < state.last_alert_id
+            )
+        if replaced:
+            since = 0  # another store: every alert in it is new to us
         state.fill_since = since
 
     def cancel_fill(self, topic: str) -> None:

@@ -264,6 +264,9 @@ class AckPayload(_Model):
     #: Subscribe to an alert topic only: the newest ``alert_id`` in the server's alert
     #: history at that moment (where ``GET rtstream/api/alerts?since=`` catches up from).
     last_alert_id: int | None = Field(default=None, ge=0)
+    #: With ``last_alert_id``: the identity of the alert store those ids belong to. Ids are
+    #: comparable only within one store; another ``store_id`` means a replaced store.
+    store_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,64}$")
 
 
 class ErrorPayload(_Model):

@@ -64,6 +64,7 @@ class ServerSession:
         heartbeat_interval: float | None = None,
         server_version: str | None = None,
         last_alert_id: Callable[[], int | None] | None = None,
+        alert_store_id: str | None = None,
     ) -> None:
         self.hub = hub
         self.instruments = instruments
@@ -78,6 +79,8 @@ class ServerSession:
         #: Asks the alert history for its newest published id (injected, so the session
         #: stays pure); it fills ``last_alert_id`` in the ack of an alert topic.
         self.last_alert_id = last_alert_id
+        #: The identity of that alert history (ids are comparable only within one store).
+        self.alert_store_id = alert_store_id
         self.received = 0
         self.rejected = 0
 
@@ -228,9 +231,9 @@ class ServerSession:
         result = self.hub.subscribe(
             self.client_id, topic, resume_from=request.resume_from, epoch=request.epoch
         )
-        alert_id = None
+        alert_id = store_id = None
         if request.subscription_type == "alerts" and self.last_alert_id is not None:
-            alert_id = self.last_alert_id()
+            alert_id, store_id = self.last_alert_id(), self.alert_store_id
         self._ack(
             request.request_id,
             "subscribe",
@@ -238,6 +241,7 @@ class ServerSession:
             result.recovered,
             seq=result.seq,
             last_alert_id=alert_id,
+            store_id=store_id,
         )
         for frame in result.frames:
             self.outbox.push(frame)
@@ -259,6 +263,7 @@ class ServerSession:
         *,
         seq: int | None = None,
         last_alert_id: int | None = None,
+        store_id: str | None = None,
     ) -> None:
         ack = Ack(
             data=AckPayload(
@@ -269,6 +274,7 @@ class ServerSession:
                 recovered=recovered,
                 seq=seq,
                 last_alert_id=last_alert_id,
+                store_id=store_id,
             )
         )
         self.outbox.push_text(encode(ack))

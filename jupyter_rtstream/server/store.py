@@ -24,7 +24,7 @@ from ..analytics import AlertRule, FiredAlert
 from ..core.errors import RtstreamError
 from ..core.messages import format_timestamp, utc_now
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -60,6 +60,12 @@ _MIGRATIONS: dict[int, str] = {
     2: """
     ALTER TABLE alerts ADD COLUMN recorded_at REAL;
     CREATE INDEX alerts_by_recorded_at ON alerts (recorded_at);
+    """,
+    # The store's identity: alert ids are only comparable within one store, so clients must
+    # tell a replaced (fresh) store from a restarted server that kept its file.
+    3: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
     """,
 }
 
@@ -109,6 +115,10 @@ class AlertStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        #: This file's identity (fixed at creation): sent with alert positions.
+        self.store_id: str = self.db.execute(
+            "SELECT value FROM meta WHERE key = 'store_id'"
+        ).fetchone()[0]
 
     def _migrate(self) -> None:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])

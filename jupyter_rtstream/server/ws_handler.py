@@ -92,6 +92,7 @@ class StreamWebSocketHandler(
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
             last_alert_id=lambda: app.pipeline.committer.last_alert_id,
+            alert_store_id=app.store_worker.store.store_id,  # immutable: safe to read here
         )
         app.connections.add(self)
         self.session.opened()

@@ -240,7 +240,7 @@ describe('ConnectionMachine', () => {
       },
     };
     m.frame(generation, v(ack), 1);
-    expect(m.gapsFound()).toEqual([{ topic: 'alerts:*', lastAlertId: 12 }]);
+    expect(m.gapsFound()).toEqual([{ topic: 'alerts:*', lastAlertId: 12, storeId: null }]);
   });
 
   it('counts invalid frames and carries on', () => {

@@ -82,6 +82,17 @@ describe('MonitorModel.gapStart', () => {
   });
 });
 
+describe('MonitorModel.gapStart with store identities', () => {
+  it('tells a replaced store by its id even when it is past our watermark', () => {
+    const model = new MonitorModel();
+    expect(model.gapStart(0, 'S1')).toBe(0);
+    for (const id of [1, 2]) model.addAlert({ ...frames.alert.data, alert_id: id });
+    expect(model.gapStart(9, 'S1')).toBe(2); // the same store, restarted
+    expect(model.gapStart(9, 'S2')).toBe(0); // another store, already at 9
+    expect(model.alerts).toEqual([]);
+  });
+});
+
 describe('paint log', () => {
   it('is enabled by a query flag and keeps a bounded ring', () => {
     expect(paintLogEnabled('?rtstream-paint-log=1')).toBe(true);

@@ -30,6 +30,7 @@ def ack(
     recovered: bool | None = None,
     seq: int | None = None,
     last_alert_id: int | None = None,
+    store_id: str | None = None,
 ) -> str:
     data = AckPayload(
         request_id=request["request_id"],
@@ -38,6 +39,7 @@ def ack(
         recovered=recovered,
         seq=seq,
         last_alert_id=last_alert_id,
+        store_id=store_id,
     )
     return encode(Ack(data=data))
 
@@ -196,6 +198,28 @@ def test_a_fresh_store_after_a_restart_does_not_look_like_duplicates() -> None:
         assert got == ([4] if newest is None else [1, 2, 3, 4])
         proto.receive_text(alert_frame("alerts:AAPL", 5, alert_payload(5)), 5.0)
         assert [e.message.data.alert_id for e in of(proto.events_received(), Delivered)] == [5]
+
+
+def test_a_replaced_store_is_told_by_its_identity_even_past_our_watermark() -> None:
+    """The new store already fired more alerts than we saw of the old one: only its
+    store_id tells it apart, and every alert of it is delivered, from 1."""
+    for new_store, since in (("S2", 0), ("S1", 2)):  # replaced, or the same file restarted
+        proto = proto_()
+        connect(proto)
+        subscribe(proto, "alerts:AAPL", 1.0, seq=0, last_alert_id=0, store_id="S1")
+        for seq, alert_id in ((1, 1), (2, 2)):
+            proto.receive_text(alert_frame("alerts:AAPL", seq, alert_payload(alert_id)), 2.0)
+        proto.connection_closed(None, None, 3.0, WALL)
+        _, events = resubscribe(
+            proto, 4.0, "E2", recovered=False, seq=5, last_alert_id=5, store_id=new_store
+        )
+        (fetch,) = of(events, FetchAlerts)
+        assert fetch.since == since
+        proto.receive_alert_history(fetch, [alert_payload(i) for i in range(1, 6) if i > since])
+        got = [e.message.data.alert_id for e in of(proto.events_received(), Delivered)]
+        assert got == list(range(since + 1, 6))
+        proto.receive_text(alert_frame("alerts:AAPL", 6, alert_payload(6)), 5.0)
+        assert [e.message.data.alert_id for e in of(proto.events_received(), Delivered)] == [6]
 
 
 def test_a_stale_fill_is_never_delivered_into_a_new_subscription() -> None:

@@ -104,6 +104,7 @@ def test_ping_is_acked_with_request_id() -> None:
         "recovered": None,
         "seq": None,
         "last_alert_id": None,
+        "store_id": None,
     }
     session.receive_text(_ping(17))
     assert _one(session)["data"]["request_id"] == "17"

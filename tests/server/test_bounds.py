@@ -126,6 +126,9 @@ async def test_rule_starts_from_current_state_and_ack_carries_last_alert_id(
     await send(ws, message_type="subscribe", subscription_type="alerts", symbol="*")
     ack = await recv_until(ws, of_type("ack"))
     assert ack["data"]["last_alert_id"] == 0
+    # The store's identity comes with its ids (fixed when the SQLite file was created).
+    store_id = rtstream_app.store_worker.store.store_id
+    assert ack["data"]["store_id"] == store_id and len(store_id) == 32
     await post_json(jp_fetch, "alerts", "rules", body=RULE)  # created while the price is 50
     await push(jp_fetch, 101.0)  # the first crossing fires
     alert = await recv_until(ws, of_type("alert"))
@@ -137,6 +140,7 @@ async def test_rule_starts_from_current_state_and_ack_carries_last_alert_id(
     await send(other, message_type="subscribe", subscription_type="market_data", symbol="XYZ")
     ack = await recv_until(other, of_type("ack"))
     assert ack["data"]["last_alert_id"] is None, "only alert topics carry it"
+    assert ack["data"]["store_id"] is None
 
 
 @pytest.mark.parametrize(

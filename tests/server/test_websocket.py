@@ -132,6 +132,7 @@ async def test_subscribe_ack_then_snapshot_then_increasing_seq(ws_connect: Any) 
         "subscriptions": ["market_data:AAPL"],
         "recovered": None,
         "last_alert_id": None,
+        "store_id": None,
     }
     seqs = []
     while len(seqs) < 6:

@@ -31,6 +31,8 @@ export interface Gap {
   topic: string;
   /** For alert topics: the newest alert id the server has (fill up to it via REST). */
   lastAlertId: number | null;
+  /** For alert topics: the identity of the store those ids belong to. */
+  storeId: string | null;
 }
 
 export class ResumeBook {
@@ -121,6 +123,10 @@ export class ResumeBook {
     // Not recovered: the snapshot (or, for alerts, nothing) follows; seqs restart from the
     // server's, so the watermark goes.
     this.lastSeq.delete(data.topic);
-    return { topic: data.topic, lastAlertId: data.last_alert_id ?? null };
+    return {
+      topic: data.topic,
+      lastAlertId: data.last_alert_id ?? null,
+      storeId: data.store_id ?? null,
+    };
   }
 }

@@ -149,6 +149,7 @@ export interface AckPayload {
   recovered?: boolean | null;
   request_id?: string | null;
   seq?: number | null;
+  store_id?: string | null;
   subscriptions?: string[];
   topic?: string | null;
 }

@@ -3045,6 +3045,11 @@ const schema24 = {
       default: null,
       title: 'Seq',
     },
+    store_id: {
+      anyOf: [{ pattern: '^[0-9A-Za-z_-]{1,64}$', type: 'string' }, { type: 'null' }],
+      default: null,
+      title: 'Store Id',
+    },
     subscriptions: { items: { type: 'string' }, title: 'Subscriptions', type: 'array' },
     topic: { anyOf: [{ type: 'string' }, { type: 'null' }], default: null, title: 'Topic' },
   },
@@ -3052,6 +3057,7 @@ const schema24 = {
   title: 'AckPayload',
   type: 'object',
 };
+const pattern0 = new RegExp('^[0-9A-Za-z_-]{1,64}$', 'u');
 function validate35(
   data,
   { instancePath = '', parentData, parentDataProperty, rootData = data } = {},
@@ -3472,101 +3478,57 @@ function validate35(
                           var valid2 = true;
                         }
                         if (valid2) {
-                          if (data0.subscriptions !== undefined) {
-                            let data6 = data0.subscriptions;
+                          if (data0.store_id !== undefined) {
+                            let data6 = data0.store_id;
                             const _errs30 = errors;
-                            if (errors === _errs30) {
-                              if (Array.isArray(data6)) {
-                                var valid7 = true;
-                                const len0 = data6.length;
-                                for (let i0 = 0; i0 < len0; i0++) {
-                                  const _errs32 = errors;
-                                  if (typeof data6[i0] !== 'string') {
-                                    validate35.errors = [
-                                      {
-                                        instancePath: instancePath + '/data/subscriptions/' + i0,
-                                        schemaPath:
-                                          '#/$defs/AckPayload/properties/subscriptions/items/type',
-                                        keyword: 'type',
-                                        params: { type: 'string' },
-                                        message: 'must be string',
-                                      },
-                                    ];
-                                    return false;
+                            const _errs31 = errors;
+                            let valid7 = false;
+                            const _errs32 = errors;
+                            if (errors === _errs32) {
+                              if (typeof data6 === 'string') {
+                                if (!pattern0.test(data6)) {
+                                  const err14 = {
+                                    instancePath: instancePath + '/data/store_id',
+                                    schemaPath:
+                                      '#/$defs/AckPayload/properties/store_id/anyOf/0/pattern',
+                                    keyword: 'pattern',
+                                    params: { pattern: '^[0-9A-Za-z_-]{1,64}$' },
+                                    message: 'must match pattern "' + '^[0-9A-Za-z_-]{1,64}$' + '"',
+                                  };
+                                  if (vErrors === null) {
+                                    vErrors = [err14];
+                                  } else {
+                                    vErrors.push(err14);
                                   }
-                                  var valid7 = _errs32 === errors;
-                                  if (!valid7) {
-                                    break;
-                                  }
+                                  errors++;
                                 }
                               } else {
-                                validate35.errors = [
-                                  {
-                                    instancePath: instancePath + '/data/subscriptions',
-                                    schemaPath: '#/$defs/AckPayload/properties/subscriptions/type',
-                                    keyword: 'type',
-                                    params: { type: 'array' },
-                                    message: 'must be array',
-                                  },
-                                ];
-                                return false;
-                              }
-                            }
-                            var valid2 = _errs30 === errors;
-                          } else {
-                            var valid2 = true;
-                          }
-                          if (valid2) {
-                            if (data0.topic !== undefined) {
-                              let data8 = data0.topic;
-                              const _errs34 = errors;
-                              const _errs35 = errors;
-                              let valid8 = false;
-                              const _errs36 = errors;
-                              if (typeof data8 !== 'string') {
-                                const err14 = {
-                                  instancePath: instancePath + '/data/topic',
-                                  schemaPath: '#/$defs/AckPayload/properties/topic/anyOf/0/type',
+                                const err15 = {
+                                  instancePath: instancePath + '/data/store_id',
+                                  schemaPath: '#/$defs/AckPayload/properties/store_id/anyOf/0/type',
                                   keyword: 'type',
                                   params: { type: 'string' },
                                   message: 'must be string',
                                 };
                                 if (vErrors === null) {
-                                  vErrors = [err14];
+                                  vErrors = [err15];
                                 } else {
-                                  vErrors.push(err14);
+                                  vErrors.push(err15);
                                 }
                                 errors++;
                               }
-                              var _valid4 = _errs36 === errors;
-                              valid8 = valid8 || _valid4;
-                              if (!valid8) {
-                                const _errs38 = errors;
-                                if (data8 !== null) {
-                                  const err15 = {
-                                    instancePath: instancePath + '/data/topic',
-                                    schemaPath: '#/$defs/AckPayload/properties/topic/anyOf/1/type',
-                                    keyword: 'type',
-                                    params: { type: 'null' },
-                                    message: 'must be null',
-                                  };
-                                  if (vErrors === null) {
-                                    vErrors = [err15];
-                                  } else {
-                                    vErrors.push(err15);
-                                  }
-                                  errors++;
-                                }
-                                var _valid4 = _errs38 === errors;
-                                valid8 = valid8 || _valid4;
-                              }
-                              if (!valid8) {
+                            }
+                            var _valid4 = _errs32 === errors;
+                            valid7 = valid7 || _valid4;
+                            if (!valid7) {
+                              const _errs34 = errors;
+                              if (data6 !== null) {
                                 const err16 = {
-                                  instancePath: instancePath + '/data/topic',
-                                  schemaPath: '#/$defs/AckPayload/properties/topic/anyOf',
-                                  keyword: 'anyOf',
-                                  params: {},
-                                  message: 'must match a schema in anyOf',
+                                  instancePath: instancePath + '/data/store_id',
+                                  schemaPath: '#/$defs/AckPayload/properties/store_id/anyOf/1/type',
+                                  keyword: 'type',
+                                  params: { type: 'null' },
+                                  message: 'must be null',
                                 };
                                 if (vErrors === null) {
                                   vErrors = [err16];
@@ -3574,21 +3536,161 @@ function validate35(
                                   vErrors.push(err16);
                                 }
                                 errors++;
-                                validate35.errors = vErrors;
-                                return false;
+                              }
+                              var _valid4 = _errs34 === errors;
+                              valid7 = valid7 || _valid4;
+                            }
+                            if (!valid7) {
+                              const err17 = {
+                                instancePath: instancePath + '/data/store_id',
+                                schemaPath: '#/$defs/AckPayload/properties/store_id/anyOf',
+                                keyword: 'anyOf',
+                                params: {},
+                                message: 'must match a schema in anyOf',
+                              };
+                              if (vErrors === null) {
+                                vErrors = [err17];
                               } else {
-                                errors = _errs35;
-                                if (vErrors !== null) {
-                                  if (_errs35) {
-                                    vErrors.length = _errs35;
-                                  } else {
-                                    vErrors = null;
-                                  }
+                                vErrors.push(err17);
+                              }
+                              errors++;
+                              validate35.errors = vErrors;
+                              return false;
+                            } else {
+                              errors = _errs31;
+                              if (vErrors !== null) {
+                                if (_errs31) {
+                                  vErrors.length = _errs31;
+                                } else {
+                                  vErrors = null;
                                 }
                               }
-                              var valid2 = _errs34 === errors;
+                            }
+                            var valid2 = _errs30 === errors;
+                          } else {
+                            var valid2 = true;
+                          }
+                          if (valid2) {
+                            if (data0.subscriptions !== undefined) {
+                              let data7 = data0.subscriptions;
+                              const _errs36 = errors;
+                              if (errors === _errs36) {
+                                if (Array.isArray(data7)) {
+                                  var valid8 = true;
+                                  const len0 = data7.length;
+                                  for (let i0 = 0; i0 < len0; i0++) {
+                                    const _errs38 = errors;
+                                    if (typeof data7[i0] !== 'string') {
+                                      validate35.errors = [
+                                        {
+                                          instancePath: instancePath + '/data/subscriptions/' + i0,
+                                          schemaPath:
+                                            '#/$defs/AckPayload/properties/subscriptions/items/type',
+                                          keyword: 'type',
+                                          params: { type: 'string' },
+                                          message: 'must be string',
+                                        },
+                                      ];
+                                      return false;
+                                    }
+                                    var valid8 = _errs38 === errors;
+                                    if (!valid8) {
+                                      break;
+                                    }
+                                  }
+                                } else {
+                                  validate35.errors = [
+                                    {
+                                      instancePath: instancePath + '/data/subscriptions',
+                                      schemaPath:
+                                        '#/$defs/AckPayload/properties/subscriptions/type',
+                                      keyword: 'type',
+                                      params: { type: 'array' },
+                                      message: 'must be array',
+                                    },
+                                  ];
+                                  return false;
+                                }
+                              }
+                              var valid2 = _errs36 === errors;
                             } else {
                               var valid2 = true;
+                            }
+                            if (valid2) {
+                              if (data0.topic !== undefined) {
+                                let data9 = data0.topic;
+                                const _errs40 = errors;
+                                const _errs41 = errors;
+                                let valid9 = false;
+                                const _errs42 = errors;
+                                if (typeof data9 !== 'string') {
+                                  const err18 = {
+                                    instancePath: instancePath + '/data/topic',
+                                    schemaPath: '#/$defs/AckPayload/properties/topic/anyOf/0/type',
+                                    keyword: 'type',
+                                    params: { type: 'string' },
+                                    message: 'must be string',
+                                  };
+                                  if (vErrors === null) {
+                                    vErrors = [err18];
+                                  } else {
+                                    vErrors.push(err18);
+                                  }
+                                  errors++;
+                                }
+                                var _valid5 = _errs42 === errors;
+                                valid9 = valid9 || _valid5;
+                                if (!valid9) {
+                                  const _errs44 = errors;
+                                  if (data9 !== null) {
+                                    const err19 = {
+                                      instancePath: instancePath + '/data/topic',
+                                      schemaPath:
+                                        '#/$defs/AckPayload/properties/topic/anyOf/1/type',
+                                      keyword: 'type',
+                                      params: { type: 'null' },
+                                      message: 'must be null',
+                                    };
+                                    if (vErrors === null) {
+                                      vErrors = [err19];
+                                    } else {
+                                      vErrors.push(err19);
+                                    }
+                                    errors++;
+                                  }
+                                  var _valid5 = _errs44 === errors;
+                                  valid9 = valid9 || _valid5;
+                                }
+                                if (!valid9) {
+                                  const err20 = {
+                                    instancePath: instancePath + '/data/topic',
+                                    schemaPath: '#/$defs/AckPayload/properties/topic/anyOf',
+                                    keyword: 'anyOf',
+                                    params: {},
+                                    message: 'must match a schema in anyOf',
+                                  };
+                                  if (vErrors === null) {
+                                    vErrors = [err20];
+                                  } else {
+                                    vErrors.push(err20);
+                                  }
+                                  errors++;
+                                  validate35.errors = vErrors;
+                                  return false;
+                                } else {
+                                  errors = _errs41;
+                                  if (vErrors !== null) {
+                                    if (_errs41) {
+                                      vErrors.length = _errs41;
+                                    } else {
+                                      vErrors = null;
+                                    }
+                                  }
+                                }
+                                var valid2 = _errs40 === errors;
+                              } else {
+                                var valid2 = true;
+                              }
                             }
                           }
                         }
@@ -3616,9 +3718,9 @@ function validate35(
         }
         if (valid0) {
           if (data.message_type !== undefined) {
-            let data9 = data.message_type;
-            const _errs40 = errors;
-            if (typeof data9 !== 'string') {
+            let data10 = data.message_type;
+            const _errs46 = errors;
+            if (typeof data10 !== 'string') {
               validate35.errors = [
                 {
                   instancePath: instancePath + '/message_type',
@@ -3630,7 +3732,7 @@ function validate35(
               ];
               return false;
             }
-            if ('ack' !== data9) {
+            if ('ack' !== data10) {
               validate35.errors = [
                 {
                   instancePath: instancePath + '/message_type',
@@ -3642,18 +3744,18 @@ function validate35(
               ];
               return false;
             }
-            var valid0 = _errs40 === errors;
+            var valid0 = _errs46 === errors;
           } else {
             var valid0 = true;
           }
           if (valid0) {
             if (data.timestamp !== undefined) {
-              let data10 = data.timestamp;
-              const _errs42 = errors;
-              if (errors === _errs42) {
-                if (errors === _errs42) {
-                  if (typeof data10 === 'string') {
-                    if (!formats0.validate(data10)) {
+              let data11 = data.timestamp;
+              const _errs48 = errors;
+              if (errors === _errs48) {
+                if (errors === _errs48) {
+                  if (typeof data11 === 'string') {
+                    if (!formats0.validate(data11)) {
                       validate35.errors = [
                         {
                           instancePath: instancePath + '/timestamp',
@@ -3679,13 +3781,13 @@ function validate35(
                   }
                 }
               }
-              var valid0 = _errs42 === errors;
+              var valid0 = _errs48 === errors;
             } else {
               var valid0 = true;
             }
             if (valid0) {
               if (data.version !== undefined) {
-                const _errs44 = errors;
+                const _errs50 = errors;
                 if (typeof data.version !== 'string') {
                   validate35.errors = [
                     {
@@ -3698,7 +3800,7 @@ function validate35(
                   ];
                   return false;
                 }
-                var valid0 = _errs44 === errors;
+                var valid0 = _errs50 === errors;
               } else {
                 var valid0 = true;
               }

@@ -28,6 +28,8 @@ export class MonitorModel {
   alertsDirty = false;
   /** Messages applied since the last `takeDirty()` (counted, most never painted). */
   applied = 0;
+  /** The server alert store the shown alert ids belong to (from the acks), if known. */
+  storeId: string | null = null;
 
   row(symbol: string): Row {
     let row = this.rows.get(symbol);
@@ -99,12 +101,18 @@ export class MonitorModel {
 
   /**
    * Where to fill an alert gap from: the newest alert shown, or the server's position
-   * (`last_alert_id` of the ack) when nothing was shown yet. When the server's newest id is
-   * below ours its alert store was replaced (ids start again): forget what is shown, from 0.
+   * (`last_alert_id` of the ack) when nothing was shown yet. When the server's alert store
+   * was replaced (another `store_id`, or, from a server that does not say, a newest id below
+   * ours) its ids start again: forget what is shown and fill from 0.
    */
-  gapStart(serverLast: number | null): number {
+  gapStart(serverLast: number | null, serverStore: string | null = null): number {
     const since = this.lastAlertId;
-    if (serverLast !== null && serverLast < since) {
+    const replaced =
+      serverStore !== null && this.storeId !== null
+        ? serverStore !== this.storeId
+        : serverLast !== null && serverLast < since;
+    if (serverStore !== null) this.storeId = serverStore;
+    if (replaced) {
       this.alerts.length = 0;
       this.alertIds.clear();
       this.alertsDirty = true;

@@ -140,12 +140,12 @@ export class MarketMonitor extends Widget {
 
   private onGap(_: RtstreamConnection, gap: Gap): void {
     if (!gap.topic.startsWith('alerts:')) return;
-    void this.fillAlerts(gap.lastAlertId);
+    void this.fillAlerts(gap.lastAlertId, gap.storeId);
   }
 
   /** Fill an alert gap from the history, paged, from `MonitorModel.gapStart`. */
-  private async fillAlerts(serverLast: number | null): Promise<void> {
-    const since = this.model.gapStart(serverLast);
+  private async fillAlerts(serverLast: number | null, store: string | null): Promise<void> {
+    const since = this.model.gapStart(serverLast, store);
     try {
       const alerts: AlertPayload[] = await this.connection.alertsSince(since);
       for (const alert of alerts) this.model.addAlert(alert);
