@@ -200,3 +200,13 @@ def test_frame_window_and_live_callbacks() -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="kind"):
         LiveFrame(object(), "AAPL", "alerts")  # type: ignore[arg-type]
+
+
+def test_without_pandas_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` sees when absent
+    monkeypatch.delitem(sys.modules, "jupyter_rtstream.client._pandas")
+    with pytest.raises(ImportError, match=r"jupyter-rtstream\[pandas\]"):
+        importlib.import_module("jupyter_rtstream.client._pandas")
