@@ -36,7 +36,15 @@ from types import TracebackType
 from typing import Any
 
 DEFAULT_TEST_CONFIG: dict[str, dict[str, Any]] = {
-    "RtstreamApp": {"seed": 20260105, "tick_rate": 10.0, "heartbeat_interval": 2.0},
+    "RtstreamApp": {
+        "seed": 20260105,
+        "tick_rate": 10.0,
+        "heartbeat_interval": 2.0,
+        # An hour of seeded history, one round per second (notebooks/06-research.ipynb
+        # studies it through GET rtstream/api/instruments/{symbol}/history).
+        "history_ticks": 3600,
+        "history_interval": 1.0,
+    },
 }
 
 

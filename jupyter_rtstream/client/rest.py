@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from ..core.messages import AlertPayload, format_timestamp
+from ..core.rest import InstrumentHistory
 from ..core.vocabulary import normalize_symbol
 from .discovery import ServerInfo, discover
 from .errors import ClientError
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 #: Page size of alert history requests (the server's default; its maximum is 10,000).
 ALERT_PAGE = 1000
+#: Page size of instrument history requests (the server's maximum).
+HISTORY_PAGE = 10_000
 #: At most this many pages per history read (10 million alerts): a server that keeps
 #: answering full pages forever must not keep a client busy forever.
 ALERT_MAX_PAGES = 10_000
@@ -144,6 +147,61 @@ class RestAPI:
             "GET", f"rtstream/api/instruments/{quote(normalize_symbol(symbol), safe='')}/snapshot"
         )
         return result
+
+    async def history(
+        self,
+        symbol: str,
+        kind: str = "market_data",
+        *,
+        since: int | datetime | None = None,
+        limit: int | None = None,
+    ) -> InstrumentHistory:
+        """One page of ``GET rtstream/api/instruments/{symbol}/history``: the messages the
+        server still holds of the topic after seq ``since`` (an int) or published at or
+        after ``since`` (a datetime), oldest first, at most ``limit`` (server default 1,000,
+        maximum 10,000). Page on with ``since=<last seq>`` until a page comes back short;
+        :meth:`history_since` does that."""
+        path = f"rtstream/api/instruments/{quote(normalize_symbol(symbol), safe='')}/history?kind={kind}"
+        if isinstance(since, datetime):
+            path += f"&since={quote(format_timestamp(since))}"
+        elif since is not None:
+            path += f"&since={int(since)}"
+        if limit is not None:
+            path += f"&limit={int(limit)}"
+        answer = await self.request("GET", path)
+        try:
+            return InstrumentHistory.model_validate(answer)
+        except ValidationError as exc:
+            raise ClientError(f"GET {path}: unexpected body ({exc.error_count()} errors)") from None
+
+    async def history_since(
+        self,
+        symbol: str,
+        kind: str = "market_data",
+        *,
+        since: int | datetime | None = None,
+        until_seq: int | None = None,
+        page: int = HISTORY_PAGE,
+    ) -> InstrumentHistory:
+        """Every page of the history after ``since`` (up to at least seq ``until_seq`` when
+        given), merged into one :class:`InstrumentHistory`; stops when a page is short or
+        the seqs stop advancing."""
+        first = await self.history(symbol, kind, since=since, limit=page)
+        messages = list(first.messages)
+        last = first
+        for _ in range(ALERT_MAX_PAGES):
+            if len(last.messages) < page or (
+                until_seq is not None and messages and messages[-1].seq >= until_seq
+            ):
+                break
+            cursor = messages[-1].seq
+            last = await self.history(symbol, kind, since=cursor, limit=page)
+            if last.epoch != first.epoch:
+                break  # the server restarted: seqs of the two pages are not comparable
+            messages += [m for m in last.messages if m.seq > cursor]
+            if not last.messages or last.messages[-1].seq <= cursor:
+                break
+        return first.model_copy(update={"messages": messages, "seq": last.seq})
 
     async def create_rule(self, **fields: Any) -> dict[str, Any]:
         """``POST rtstream/api/alerts/rules`` (``rule_name``, ``symbol``, ``condition``,

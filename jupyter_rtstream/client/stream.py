@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ..core.messages import Ack, AlertPayload
 from .discovery import ServerInfo, discover
@@ -41,6 +41,9 @@ from .options import StreamOptions
 from .protocol import ClientProtocol
 from .runner import Runner
 from .state import CloseInfo, ConnectionState, StreamStats
+
+if TYPE_CHECKING:  # pandas is optional: .frames is imported when a frame is asked for
+    from .frames import FrameSet, LiveFrame
 
 __all__ = ["EVENTS", "Stream", "StreamOptions", "connect"]
 
@@ -272,6 +275,30 @@ class Stream:
         """The alert history after ``since`` (of ``symbol``, if given), oldest first: every
         page of ``GET rtstream/api/alerts?since=<alert_id>&limit=``."""
         return await self._runner.fetch_alerts(since, symbol)
+
+    async def frame(
+        self, symbol: str, kind: str = "market_data", *, window: int = 5_000, history: bool = True
+    ) -> LiveFrame:
+        """A live pandas DataFrame of ``kind`` for ``symbol``: the history the server holds
+        (up to ``window`` rows), then every new message; see :mod:`.frames`. Needs the
+        ``jupyter-rtstream[pandas]`` extra."""
+        from .frames import open_frame
+
+        return await open_frame(self, symbol, kind, window=window, history=history)
+
+    async def frames(
+        self,
+        symbols: Sequence[str],
+        kind: str = "market_data",
+        *,
+        window: int = 5_000,
+        history: bool = True,
+    ) -> FrameSet:
+        """:meth:`frame` for each symbol: a ``FrameSet`` (a dict by symbol; ``.df`` is one
+        DataFrame with a ``(symbol, time)`` MultiIndex)."""
+        from .frames import open_frames
+
+        return await open_frames(self, symbols, kind, window=window, history=history)
 
     def __aiter__(self) -> Stream:
         return self

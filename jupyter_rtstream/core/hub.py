@@ -22,10 +22,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .codec import encode
 from .errors import CloseCode, close_reason
+from .history import select
 from .messages import StreamedMessage
 from .vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, split_topic
 
@@ -197,6 +199,9 @@ class _Topic:
     conflatable: bool
     seq: int = 0
     buffer: deque[_Buffered] = field(default_factory=deque)
+    #: Seeded history (:meth:`Hub.seed`): kept apart from ``buffer`` so the replay policy
+    #: never trims it; bounded by the server's ``history_ticks`` (and ``replay_hard_limit``).
+    seeded: deque[_Buffered] = field(default_factory=deque)
     last: Frame | None = None
     subscribers: dict[str, Outbox] = field(default_factory=dict)
     published: int = 0
@@ -353,6 +358,40 @@ class Hub:
         self.fanned_out += len(topic.subscribers)
         return frame
 
+    def seed(self, message: StreamedMessage) -> int:
+        """Record a message of the seeded history (before any subscriber): it takes the
+        topic's next seq and stays readable through :meth:`history`, but is never replayed
+        on resume (it is not in the replay buffer) nor sent to anyone. Returns its seq."""
+        topic = self.topic(message.topic)
+        topic.seq += 1
+        message.seq = topic.seq
+        topic.seeded.append((topic.seq, self.clock(), encode(message)))
+        if len(topic.seeded) > self.replay_hard_limit:
+            topic.seeded.popleft()
+        return topic.seq
+
+    def history(
+        self,
+        name: str,
+        *,
+        since_seq: int | None = None,
+        since_time: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[str]:
+        """What the hub still holds of topic ``name`` (seeded history, then the replay
+        buffer), oldest first, as the serialized messages: those with ``seq > since_seq``
+        and published at or after ``since_time``, at most ``limit``. Seqs are increasing;
+        a jump between two items means the messages between them are no longer held."""
+        topic = self.topics.get(name)
+        if topic is None:
+            return []
+        return select(topic.seeded, topic.buffer, since_seq, since_time, limit)
+
+    def last_seq(self, name: str) -> int:
+        """The last seq assigned on topic ``name`` (0 if none yet)."""
+        topic = self.topics.get(name)
+        return topic.seq if topic is not None else 0
+
     def _trim(self, buffer: deque[_Buffered], now: float) -> int:
         """Drop what the replay policy no longer keeps (see :meth:`trim`); return how many."""
         before = len(buffer)
@@ -372,9 +411,12 @@ class Hub:
         """Free an idle topic's replay buffer and snapshot; its ``seq`` goes on (never
         reused within the epoch). Refused (False) while the topic has subscribers."""
         topic = self.topics.get(name)
-        if topic is None or topic.subscribers or (not topic.buffer and topic.last is None):
+        if topic is None or topic.subscribers:
+            return False
+        if not topic.buffer and not topic.seeded and topic.last is None:
             return False
         topic.buffer.clear()
+        topic.seeded.clear()
         topic.last = None
         return True
 

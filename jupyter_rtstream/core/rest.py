@@ -1,4 +1,4 @@
-"""Request bodies of the REST endpoints (pure pydantic models, validated whole).
+"""Request and response bodies of the REST endpoints (pure pydantic models, validated whole).
 
 A batch is validated before any of it is applied, so an invalid tick refuses the whole
 batch and nothing is half-written. A body is validated once, here, at the boundary: an
@@ -7,11 +7,19 @@ alert rule that parses as :class:`RuleIn` is a rule the analytics engine accepts
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .messages import FiniteFloat, SafeText, Symbol, UtcDateTime
+from .messages import (
+    AnalyticsUpdate,
+    FiniteFloat,
+    MarketData,
+    SafeText,
+    Symbol,
+    TechnicalIndicators,
+    UtcDateTime,
+)
 from .vocabulary import (
     DEFAULT_COOLDOWN_SECONDS,
     MAX_WINDOW_SECONDS,
@@ -73,3 +81,28 @@ class RuleIn(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return self
+
+
+# --------------------------------------------------------------------------- response bodies
+
+#: ``kind`` of ``GET rtstream/api/instruments/{symbol}/history``.
+HistoryKind = Literal["market_data", "technical_indicators", "analytics"]
+HistoryMessage = Annotated[
+    MarketData | TechnicalIndicators | AnalyticsUpdate, Field(discriminator="message_type")
+]
+
+
+class InstrumentHistory(BaseModel):
+    """``GET rtstream/api/instruments/{symbol}/history``: one page, oldest first.
+
+    ``messages`` are the topic's streamed messages as sent on the WebSocket (each with its
+    ``seq`` and ``timestamp``); ``seq`` is the topic's last seq when the page was read and
+    ``epoch`` the server's (seqs are comparable within one epoch only)."""
+
+    model_config = ConfigDict(extra="ignore")
+    symbol: str
+    kind: HistoryKind
+    topic: str
+    epoch: str
+    seq: int = Field(ge=0)
+    messages: list[HistoryMessage]

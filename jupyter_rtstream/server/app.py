@@ -138,10 +138,13 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         await super()._start_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]
         if self.feed == "simulated":
             market = SimulatedMarket(self.symbols, seed=self.seed, volatility=self.volatility)
-            interval = 1.0 / self.tick_rate
+            # The seeded history warms the analytics and is kept as each topic's seeded
+            # history (GET rtstream/api/instruments/{symbol}/history), one round per
+            # history_interval (default: the live tick spacing) up to now.
+            interval = self.history_interval or 1.0 / self.tick_rate
             for round_ in market.history(self.history_ticks, interval, utc_now()):
                 for tick in round_:
-                    self.pipeline.on_tick(tick, publish=False)
+                    self.pipeline.on_tick(tick, publish=False, seed=True)
             self.feed_runner = FeedRunner(
                 market, self.tick_rate, self.pipeline.publish_tick, self.log
             )

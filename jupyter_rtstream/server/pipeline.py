@@ -80,9 +80,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ticks
 
-    def on_tick(self, tick: Tick, *, publish: bool = True) -> Instrument:
+    def on_tick(self, tick: Tick, *, publish: bool = True, seed: bool = False) -> Instrument:
         """Apply one tick; ``publish=False`` warms state from history (no messages, no
-        alerts). Raises ``ValueError`` for a tick the analytics refuse (nothing changes)."""
+        alerts), and with ``seed=True`` also records its messages, dated by the tick, as the
+        topics' seeded history (:meth:`Hub.seed`: readable by the history API, sent to
+        no one). Raises ``ValueError`` for a tick the analytics refuse (nothing changes)."""
         result = self.engine.on_tick(
             tick.symbol, tick.price, tick.volume, tick.timestamp, evaluate_rules=publish
         )
@@ -92,33 +94,34 @@ class Pipeline:
         active = self._active
         active.pop(instrument.symbol, None)  # re-insert: the dict stays ordered by recency
         active[instrument.symbol] = self.clock()
-        if not publish:
+        if not publish and not seed:
             return instrument
         symbol, iid = instrument.symbol, instrument.instrument_id
-        self.hub.publish(
-            MarketData(
-                topic=topic_for("market_data", symbol),
-                data=MarketDataPayload(
-                    instrument_id=iid,
-                    symbol=symbol,
-                    price=tick.price,
-                    volume=tick.volume,
-                    timestamp=tick.timestamp,
-                    change_percent=change,
-                ),
-            )
+        at = tick.timestamp if seed and not publish else utc_now()
+        market = MarketData(
+            topic=topic_for("market_data", symbol),
+            data=MarketDataPayload(
+                instrument_id=iid,
+                symbol=symbol,
+                price=tick.price,
+                volume=tick.volume,
+                timestamp=tick.timestamp,
+                change_percent=change,
+            ),
         )
-        self.hub.publish(
-            TechnicalIndicators(
-                topic=topic_for("technical_indicators", symbol),
-                data=TechnicalIndicatorsPayload(
-                    instrument_id=iid,
-                    symbol=symbol,
-                    indicators=result.indicators,
-                    calculated_at=utc_now(),
-                ),
-            )
+        indicators = TechnicalIndicators(
+            topic=topic_for("technical_indicators", symbol),
+            data=TechnicalIndicatorsPayload(
+                instrument_id=iid, symbol=symbol, indicators=result.indicators, calculated_at=at
+            ),
         )
+        if not publish:
+            market.timestamp = indicators.timestamp = at
+            self.hub.seed(market)
+            self.hub.seed(indicators)
+            return instrument
+        self.hub.publish(market)
+        self.hub.publish(indicators)
         if result.alerts:
             self.committer.submit(result.alerts)
         return instrument

@@ -13,7 +13,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from jupyter_server.auth.decorator import authorized
@@ -23,7 +23,13 @@ from tornado import web
 
 from ..core.codec import summarize
 from ..core.errors import ErrorCode
-from ..core.messages import PROTOCOL_VERSIONS, format_timestamp, json_schema, utc_now
+from ..core.messages import (
+    PROTOCOL_VERSIONS,
+    format_timestamp,
+    json_schema,
+    topic_for,
+    utc_now,
+)
 from ..core.rest import RuleIn, TickBatch, TickBatchLenient
 from ..core.vocabulary import normalize_symbol
 from .feed import Tick
@@ -34,6 +40,10 @@ _T = TypeVar("_T")
 #: Largest ``alert_id`` SQLite can hold (``since`` beyond it is out of range).
 MAX_ALERT_ID = 2**63 - 1
 MAX_ALERTS_LIMIT = 10_000
+MAX_HISTORY_LIMIT = 10_000
+#: ``kind`` values of the history endpoint (the subscription types that have a replay
+#: buffer; alerts have their own history, ``GET rtstream/api/alerts``).
+HISTORY_KINDS = ("market_data", "technical_indicators", "analytics")
 
 
 class _StoreUnavailable(Exception):
@@ -51,6 +61,22 @@ class _ApiHandler(RtstreamHandlerMixin, APIHandler):
 
     def write_error_json(self, status: int, code: str, message: str) -> None:
         self.write_json({"error_code": code, "error_message": message}, status)
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int | None:
+        """Query argument ``name`` as an integer in ``[low, high]``, or None after a 400."""
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if len(raw) <= 40 else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            self.write_error_json(
+                400, "INVALID_MESSAGE", f"{name!r} must be an integer in [{low}, {high}]"
+            )
+            return None
+        return value
 
     async def store_call(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """Run a store method on the store thread (never on the event loop); a database
@@ -141,6 +167,75 @@ class InstrumentsHandler(_ApiHandler):
     @authorized
     async def get(self) -> None:
         self.write_json({"instruments": [i.as_json() for i in self.app.instruments]})
+
+
+class InstrumentHistoryHandler(_ApiHandler):
+    """``GET rtstream/api/instruments/{symbol}/history?kind=&since=&limit=``: what the hub
+    still holds of the topic (seeded history, then the replay buffer), oldest first.
+
+    ``since`` is a seq (items with a greater one) or an RFC 3339 time (items published at or
+    after it); ``limit`` in [1, 10,000]. Page with ``since=<last seq of the page>`` until a
+    page comes back short. The messages are the buffered wire texts, sent as they are.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, symbol: str) -> None:
+        app = self.app
+        kind = self.get_argument("kind", "market_data")
+        if kind not in HISTORY_KINDS:
+            self.write_error_json(
+                400, "INVALID_MESSAGE", f"'kind' must be one of {', '.join(HISTORY_KINDS)}"
+            )
+            return
+        limit = self.int_argument("limit", 1000, 1, MAX_HISTORY_LIMIT)
+        if limit is None:
+            return
+        since_seq, since_time = None, None
+        raw_since = self.get_argument("since", None)
+        if raw_since is not None:
+            if raw_since.strip().isdigit():
+                since_seq = self.int_argument("since", 0, 0, MAX_ALERT_ID)
+                if since_seq is None:
+                    return
+            else:
+                since_time = _parse_time(raw_since)
+                if since_time is None:
+                    self.write_error_json(
+                        400,
+                        "INVALID_MESSAGE",
+                        "'since' must be a seq in [0, 2^63-1] or an RFC 3339 time",
+                    )
+                    return
+        instrument = app.instruments.get(normalize_symbol(symbol))
+        if instrument is None:
+            self.write_error_json(404, "UNKNOWN_INSTRUMENT", f"unknown symbol {symbol!r}")
+            return
+        topic = topic_for(kind, instrument.symbol)
+        texts = app.hub.history(topic, since_seq=since_seq, since_time=since_time, limit=limit)
+        head = json.dumps(
+            {
+                "symbol": instrument.symbol,
+                "kind": kind,
+                "topic": topic,
+                "epoch": app.hub.epoch,
+                "seq": app.hub.last_seq(topic),
+            }
+        )
+        # The buffered texts are already valid JSON messages: spliced in, never re-encoded.
+        self.set_header("Content-Type", "application/json")
+        self.finish(head[:-1] + ', "messages": [' + ",".join(texts) + "]}")
+
+
+def _parse_time(raw: str) -> datetime | None:
+    """An RFC 3339 time (``Z`` or an offset; naive means UTC), or None."""
+    if len(raw) > 64:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 class InstrumentSnapshotHandler(_ApiHandler):
@@ -275,22 +370,6 @@ class AlertsHandler(_ApiHandler):
         except _StoreUnavailable:
             return
         self.write_json({"alerts": alerts})
-
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int | None:
-        """Query argument ``name`` as an integer in ``[low, high]``, or None after a 400."""
-        raw = self.get_argument(name, None)
-        if raw is None:
-            return default
-        try:
-            value = int(raw) if len(raw) <= 40 else None
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            self.write_error_json(
-                400, "INVALID_MESSAGE", f"{name!r} must be an integer in [{low}, {high}]"
-            )
-            return None
-        return value
 
 
 class TicksHandler(_JsonBodyHandler):

@@ -27,6 +27,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "tick_rate": (0.0, False),
     "volatility": (0.0, True),
     "history_ticks": (0, True),
+    "history_interval": (0.0, True),
     "heartbeat_interval": (0.0, True),
     "max_message_size": (256, True),
     "max_subscriptions": (1, True),
@@ -88,7 +89,14 @@ class RtstreamSettings(HasTraits):
     ).tag(config=True)
     volatility = Float(0.002, help="Simulated volatility per square-root second.").tag(config=True)
     history_ticks = Integer(
-        300, help="Ticks of seeded history per symbol, so instruments start warm."
+        300,
+        help="Ticks of seeded history per symbol, so instruments start warm; kept as each "
+        "topic's seeded history for GET rtstream/api/instruments/{symbol}/history.",
+    ).tag(config=True)
+    history_interval = Float(
+        0.0,
+        help="Seconds between two rounds of seeded history (0: the live spacing, "
+        "1/tick_rate); e.g. history_ticks=3600 with history_interval=1 seeds an hour.",
     ).tag(config=True)
     heartbeat_interval = Float(
         15.0, help="Seconds between connection_status heartbeats to each client (0: off)."
