@@ -161,7 +161,8 @@ class RestAPI:
         after ``since`` (a datetime), oldest first, at most ``limit`` (server default 1,000,
         maximum 10,000). Page on with ``since=<last seq>`` until a page comes back short;
         :meth:`history_since` does that."""
-        path = f"rtstream/api/instruments/{quote(normalize_symbol(symbol), safe='')}/history?kind={kind}"
+        name = quote(normalize_symbol(symbol), safe="")
+        path = f"rtstream/api/instruments/{name}/history?kind={kind}"
         if isinstance(since, datetime):
             path += f"&since={quote(format_timestamp(since))}"
         elif since is not None:

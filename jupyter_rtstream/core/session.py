@@ -18,7 +18,7 @@ from typing import Any
 
 from .codec import decode_client, encode, request_id_of
 from .errors import CloseCode, CloseConnection, ErrorCode, ProtocolError, close_reason
-from .hub import Frame, Hub, Outbox
+from .hub import Hub
 from .instruments import InstrumentRegistry
 from .messages import (
     PROTOCOL_VERSIONS,
@@ -33,6 +33,7 @@ from .messages import (
     Unsubscribe,
     utc_now,
 )
+from .outbox import Frame, Outbox
 from .ratelimit import TokenBucket
 from .vocabulary import Action, topic_for
 

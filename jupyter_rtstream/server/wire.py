@@ -8,7 +8,7 @@ is :mod:`jupyter_rtstream.core.framing`'s.
 from __future__ import annotations
 
 from ..core.framing import text_frame
-from ..core.hub import Frame
+from ..core.outbox import Frame
 
 
 def wire_bytes(frames: list[Frame]) -> bytes:

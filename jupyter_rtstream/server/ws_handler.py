@@ -22,8 +22,8 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import CloseCode, close_reason
-from ..core.hub import Frame
 from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
+from ..core.outbox import Frame
 from ..core.session import ServerSession
 from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 from .wire import wire_bytes

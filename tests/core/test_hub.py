@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from jupyter_rtstream.core.codec import encode
 from jupyter_rtstream.core.errors import CloseCode
-from jupyter_rtstream.core.hub import CONFLATABLE_KINDS, Frame, Hub, Outbox
+from jupyter_rtstream.core.hub import CONFLATABLE_KINDS, Hub
+from jupyter_rtstream.core.outbox import Frame, Outbox
 
 from ._samples import FakeClock, alert, market_data
 

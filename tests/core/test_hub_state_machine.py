@@ -30,7 +30,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from jupyter_rtstream.core.hub import Frame, Hub, Outbox, SubscribeResult
+from jupyter_rtstream.core.hub import Hub, SubscribeResult
+from jupyter_rtstream.core.outbox import Frame, Outbox
 
 from ._samples import FakeClock, alert, market_data
 

@@ -1,0 +1,155 @@
+"""Per-client bounded outboxes and the frames they hold (sans-I/O).
+
+A :class:`Frame` is one message serialized once and shared by every subscriber's
+:class:`Outbox`. Each outbox is bounded (bytes and messages). Past a quarter of the bound the
+client is *lagging*: a new market data / indicator / analytics frame replaces the one still
+queued for the same topic (latest wins, counted in ``conflated``). Must-deliver frames
+(alerts and control messages) are never conflated or dropped; when one does not fit, the
+outbox asks the I/O shell to close the connection with 1013, and the client resumes from the
+replay buffers on reconnect. The hub (:mod:`.hub`) fills outboxes; the I/O shell drains them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import CloseCode, close_reason
+
+
+@dataclass(slots=True)
+class Frame:
+    """One serialized message, shared by every outbox and the replay buffer."""
+
+    text: str
+    topic: str | None = None
+    seq: int = 0
+    created: float = 0.0
+    conflatable: bool = False
+    nbytes: int = field(init=False)
+    #: The frame's WebSocket wire bytes, built once by the I/O shell and shared.
+    wire: bytes | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        # UTF-8 size (the outbox bounds bytes); ASCII, the common case, needs no encoding.
+        text = self.text
+        self.nbytes = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+@dataclass(slots=True)
+class _Slot:
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    code: int
+    reason: str
+
+
+class Outbox:
+    """A client's bounded, conflating queue of frames waiting to be written."""
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        max_bytes: int,
+        max_messages: int,
+        waker: Callable[[], None] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        self.lag_bytes = max_bytes // 4
+        self.lag_messages = max(1, max_messages // 4)
+        self.waker = waker
+        self.subscriptions: set[str] = set()
+        self.nbytes = 0
+        self.conflated = 0
+        self.conflated_by_topic: Counter[str] = Counter()
+        self.delivered = 0
+        self.close_request: CloseRequest | None = None
+        self._queue: deque[_Slot] = deque()
+        self._pending: dict[str, _Slot] = {}
+        self._notified = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def lagging(self) -> bool:
+        return self.nbytes > self.lag_bytes or len(self._queue) > self.lag_messages
+
+    def push(self, frame: Frame) -> None:
+        """Queue a frame, conflating or closing per the slow-consumer policy."""
+        if self.close_request is not None:
+            return
+        if frame.conflatable and frame.topic is not None and self.lagging:
+            slot = self._pending.get(frame.topic)
+            if slot is not None:
+                self.nbytes += frame.nbytes - slot.frame.nbytes
+                slot.frame = frame
+                self.conflated += 1
+                self.conflated_by_topic[frame.topic] += 1
+                return
+        slot = _Slot(frame)
+        self._queue.append(slot)
+        self.nbytes += frame.nbytes
+        if frame.conflatable and frame.topic is not None:
+            self._pending[frame.topic] = slot
+        elif self.nbytes > self.max_bytes or len(self._queue) > self.max_messages:
+            # A must-deliver frame does not fit: never drop it, ask for a resumable close.
+            self.request_close(
+                CloseCode.TRY_AGAIN_LATER,
+                close_reason("SLOW_CONSUMER", retry_after=1.0),
+                discard=True,
+            )
+            return
+        self._wake()
+
+    def push_text(self, text: str) -> None:
+        """Queue a must-deliver control message (ack, error, connection_status)."""
+        self.push(Frame(text))
+
+    def forget_topic(self, topic: str) -> None:
+        """Stop conflating into frames queued before an unsubscribe/resubscribe."""
+        self._pending.pop(topic, None)
+
+    def request_close(self, code: int, reason: str, *, discard: bool = False) -> None:
+        """Ask the I/O shell to close; what is queued is still sent unless ``discard``."""
+        if self.close_request is None:
+            self.close_request = CloseRequest(code, reason)
+            if discard:
+                self._queue.clear()
+                self._pending.clear()
+                self.nbytes = 0
+            self._wake(force=True)
+
+    def drain(self) -> list[str]:
+        """Everything queued, in order; the outbox is empty afterwards."""
+        self._notified = False
+        if not self._queue:
+            return []
+        out = [slot.frame.text for slot in self._queue]
+        self._queue.clear()
+        self._pending.clear()
+        self.nbytes = 0
+        self.delivered += len(out)
+        return out
+
+    def drain_frames(self) -> list[Frame]:
+        """Like :meth:`drain` but returns the shared :class:`Frame` objects."""
+        self._notified = False
+        frames = [slot.frame for slot in self._queue]
+        self._queue.clear()
+        self._pending.clear()
+        self.nbytes = 0
+        self.delivered += len(frames)
+        return frames
+
+    def _wake(self, force: bool = False) -> None:
+        if (force or not self._notified) and self.waker is not None:
+            self._notified = True
+            self.waker()
