@@ -26,12 +26,12 @@ from ..core.errors import ErrorCode
 from ..core.messages import (
     PROTOCOL_VERSIONS,
     format_timestamp,
-    json_schema,
     topic_for,
     utc_now,
 )
 from ..core.rest import RuleIn, TickBatch, TickBatchLenient
 from ..core.vocabulary import normalize_symbol
+from ..schema import document as schema_document
 from .feed import Tick
 from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 
@@ -157,7 +157,7 @@ class SchemaHandler(_ApiHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(json_schema())
+        self.write_json(schema_document())
 
 
 class InstrumentsHandler(_ApiHandler):

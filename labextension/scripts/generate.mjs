@@ -67,6 +67,7 @@ function validatorsSource() {
     'x-client-message-types',
     'x-server-message-types',
     'x-protocol-version',
+    'x-rest-bodies',
   ]);
   addFormats(ajv, ['date-time']);
   ajv.addSchema(document);

@@ -76,9 +76,16 @@ async def test_history_is_the_seeded_history_then_the_live_messages(
     assert {b - a for a, b in pairwise(seeded)} == {timedelta(seconds=1)}
     assert all(m["timestamp"] == m["data"]["timestamp"] for m in messages[:HISTORY_TICKS])
     assert times[HISTORY_TICKS] - seeded[-1] < timedelta(seconds=2), "seeded up to the start"
-    validator = jsonschema.Draft202012Validator(load_committed_schema())
+    schema = load_committed_schema()
+    validator = jsonschema.Draft202012Validator(schema)
     for message in messages:
         validator.validate(message)
+    # The whole body is described in the same document (x-rest-bodies).
+    assert "InstrumentHistory" in schema["x-rest-bodies"]
+    body_schema = {"$ref": "#/$defs/InstrumentHistory", "$defs": schema["$defs"]}
+    jsonschema.Draft202012Validator(body_schema).validate(body)
+    bad = {**body, "seq": -1}
+    assert not jsonschema.Draft202012Validator(body_schema).is_valid(bad)
 
 
 async def test_indicator_and_analytics_history(jp_fetch: Any, rtstream_app: Any) -> None:
