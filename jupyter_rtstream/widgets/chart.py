@@ -130,6 +130,7 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         )
         self.header = HTML(value=self._header_html())
         super().__init__(children=[self.header, self.fig], **kwargs)
+        self.add_class("rtstream-chart")
         self._init_live(fps, coalesce)
 
     # ------------------------------------------------------------------ data
@@ -189,7 +190,9 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         table = np.asarray(self._rows, dtype=np.float64)
         x = table[:, 0].astype(np.int64).astype("datetime64[ms]")
         n_bands = len(BANDS)
-        with hold_all((self.price_line, self.band_lines, self.overlay_lines, self.header)):
+        # hold_all sends in reverse order: the lines first, the header (which carries the
+        # newest tick's timestamp, ``data-tick-ms``, for latency probes) last.
+        with hold_all((self.header, self.price_line, self.band_lines, self.overlay_lines)):
             self.price_line.x = x
             self.price_line.y = table[:, 1]
             if self.bands:
@@ -211,9 +214,10 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         if self.change_percent is not None and math.isfinite(self.change_percent):
             color = "#2f855a" if self.change_percent >= 0 else "#c53030"
             change = f' <span style="color:{color}">{self.change_percent:+.2f}%</span>'
+        tick = "" if self._last_tick_ms is None else f' data-tick-ms="{self._last_tick_ms}"'
         return (
-            f'<div class="rtstream-chart-header"><b>{esc(self.symbol)}</b> '
-            f"{fmt_number(self.last_price)}{change}</div>"
+            f'<div class="rtstream-chart-header" data-symbol="{esc(self.symbol)}"{tick}>'
+            f"<b>{esc(self.symbol)}</b> {fmt_number(self.last_price)}{change}</div>"
         )
 
     def clear(self) -> None:
