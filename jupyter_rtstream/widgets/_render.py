@@ -171,10 +171,11 @@ class FrameBudget:
     hold themselves to ``share`` of both (every comm message and every byte of widget state
     counted), leaving the rest to prints and other outputs. Two token buckets (the core
     :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`), ``burst`` seconds deep: a frame
-    may go when both hold what it costs; what it really cost is then spent (a frame larger
-    than announced puts the bucket in debt, which later frames wait out). So over any ``T``
-    seconds the widgets send at most ``rate * (burst + T)`` messages and bytes, plus one
-    frame's underestimate of its bytes.
+    reserves what it announces and goes when both have earned it (reservations queue in
+    order, so large frames never starve); what it really cost is then settled (a frame
+    larger than announced leaves a debt, which later frames wait out). So over any ``T``
+    seconds the widgets send at most ``rate * (burst + T)`` messages and bytes, plus what
+    frames sent beyond their announced bytes (a widget announces its previous frame's).
     """
 
     def __init__(
@@ -196,11 +197,25 @@ class FrameBudget:
         """Seconds until a frame of that cost may go (0: now)."""
         return max(self.messages.time_until(messages), self.bytes.time_until(nbytes))
 
-    def spend(self, messages: int, nbytes: int) -> None:
+    def reserve(self, messages: float, nbytes: float) -> float:
+        """Pay for a frame now; return the seconds until it may go (0: now). Reservations
+        queue up in order (each waits out the debt of those before it): no widget starves,
+        however large its frames, and frames go no faster than the budget earns."""
+        wait = self.delay(messages, nbytes)
         self.messages.spend(messages)
         self.bytes.spend(nbytes)
+        return wait
+
+    def settle(self, reserved: tuple[float, float], messages: int, nbytes: int) -> None:
+        """A reserved frame went: pay (or get back) the difference with what it cost."""
+        self.messages.spend(messages - reserved[0])
+        self.bytes.spend(nbytes - reserved[1])
         self.messages_sent += messages
         self.bytes_sent += nbytes
+
+    def spend(self, messages: int, nbytes: int) -> None:
+        """A frame sent without a reservation (an explicit ``flush()``)."""
+        self.settle((0.0, 0.0), messages, nbytes)
 
 
 _KERNEL_BUDGET: FrameBudget | None = None
@@ -264,6 +279,7 @@ class FrameLimiter:
         self.closed = False
         self._call_later = call_later
         self._handle: Timer | None = None
+        self._reserved: tuple[float, float] | None = None
         self._bucket = TokenBucket(max(fps, 0.0), burst, clock)
 
     @property
@@ -278,8 +294,9 @@ class FrameLimiter:
         bucket = self._bucket
         bucket.rate = self.fps  # ``fps`` is a public, settable attribute
         wait = bucket.time_until_token()
-        if self.budget is not None:
-            wait = max(wait, self.budget.delay(self.cost, self.frame_bytes))
+        if self.budget is not None and self._reserved is None:
+            self._reserved = (float(self.cost), float(self.frame_bytes))
+            wait = max(wait, self.budget.reserve(*self._reserved))
         return wait if wait > _EPSILON else 0.0  # a timer that fired a float ulp early
 
     def request(self) -> None:
@@ -305,7 +322,7 @@ class FrameLimiter:
             return
         if self.fps > 0:
             wait = self._wait()
-            if wait > 0:  # another widget spent the shared budget meanwhile
+            if wait > 0:  # fps changed meanwhile
                 self.deferred += 1
                 self._handle = self._call_later(wait, self._run)
                 return
@@ -315,17 +332,24 @@ class FrameLimiter:
             self._flush()
         except Exception:  # a rendering bug must not kill the loop's other callbacks
             log.exception("rtstream widgets: flush failed")
+        if self._reserved is not None and self.budget is not None:
+            self.budget.settle(self._reserved, 0, 0)  # nothing was sent after all
+            self._reserved = None
 
     def spent(self, messages: int, nbytes: int) -> None:
         """What the frame just sent cost (comm messages, bytes of state)."""
         self.frame_bytes = nbytes
         if self.budget is not None:
-            self.budget.spend(messages, nbytes)
+            reserved, self._reserved = self._reserved, None
+            self.budget.settle(reserved or (0.0, 0.0), messages, nbytes)
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._reserved is not None and self.budget is not None:
+            self.budget.settle(self._reserved, 0, 0)  # give the reservation back
+            self._reserved = None
 
     def close(self) -> None:
         self.closed = True

@@ -143,6 +143,8 @@ def test_the_shared_budget_is_never_exceeded() -> None:
                 flush, fps=60, budget=budget, cost=4, clock=time.clock, call_later=time.call_later
             )
         )
+    for limiter in limiters:
+        limiter.frame_bytes = 20_000  # announced from the start (else learned from frame 1)
     for _ in range(3000):  # every widget gets a message every millisecond for 3 s
         for limiter in limiters:
             limiter.request()
@@ -153,8 +155,8 @@ def test_the_shared_budget_is_never_exceeded() -> None:
         for start, _, _ in sent:
             inside = [(m, b) for t, m, b in sent if start <= t < start + window]
             assert sum(m for m, _ in inside) <= 500.0 * (0.25 + window) + 1e-6
-            # Bytes: the announced cost is the previous frame's, so exact here too.
-            assert sum(b for _, b in inside) <= 200_000.0 * (0.25 + window) + 20_000
+            # Bytes: announced exactly here, so within the budget too.
+            assert sum(b for _, b in inside) <= 200_000.0 * (0.25 + window) + 1e-6
     # The budget, not 60 fps, set the pace; and every widget got its share of frames.
     frames = [limiter.frames for limiter in limiters]
     assert sum(frames) <= 200_000.0 * 4.25 / 20_000 + 8
