@@ -20,6 +20,7 @@ from .errors import (
     RequestError,
     StreamClosed,
 )
+from .health import Health, TopicHealth
 from .options import StreamOptions
 from .protocol import ClientProtocol
 from .rest import RestAPI, RestError
@@ -43,6 +44,7 @@ __all__ = [
     "ConnectionState",
     "DiscoveryError",
     "GapEvent",
+    "Health",
     "NotConnectedError",
     "ReconnectPolicy",
     "RequestError",
@@ -54,6 +56,7 @@ __all__ = [
     "StreamClosed",
     "StreamOptions",
     "StreamStats",
+    "TopicHealth",
     "connect",
     "discover",
 ]

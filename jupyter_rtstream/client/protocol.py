@@ -59,6 +59,7 @@ from .events import (
     Delivered,
     FetchAlerts,
 )
+from .health import HealthTracker
 from .lifecycle import ConnectionLifecycle, Link, log
 from .options import StreamOptions, clamp_heartbeat
 from .state import ConnectionState
@@ -73,6 +74,8 @@ class ClientProtocol(ConnectionLifecycle):
     def __init__(self, options: StreamOptions | None = None) -> None:
         super().__init__(options)
         self.book = SubscriptionBook(self.stats)
+        #: Round trips and per-topic message times (:meth:`~.health.HealthTracker.snapshot`).
+        self.health = HealthTracker()
 
     # ------------------------------------------------------------------ application inputs
 
@@ -173,6 +176,7 @@ class ClientProtocol(ConnectionLifecycle):
             self._on_error(message)
             self._events.append(ControlReceived(message))
         elif self.book.accept(message, link.epoch):
+            self.health.message(message.topic, now)
             self._deliver(message)
 
     def _on_status(self, link: Link, status: ConnectionStatus, now: float) -> None:

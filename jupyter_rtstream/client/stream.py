@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -37,6 +38,7 @@ from ..core.messages import Ack, AlertPayload
 from .discovery import ServerInfo, discover
 from .dispatch import EVENTS, Callback, Dispatcher
 from .errors import NotConnectedError, StreamClosed
+from .health import Health
 from .options import StreamOptions
 from .protocol import ClientProtocol
 from .runner import Runner
@@ -246,7 +248,15 @@ class Stream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._runner.outcome(self._proto.ping(), timeout, "ping")
-        return loop.time() - started
+        rtt = loop.time() - started
+        self._proto.health.round_trip(rtt, loop.time())
+        return rtt
+
+    def health(self) -> Health:
+        """Last round trip (``ping()``) and, per subscribed topic, the age of its last message
+        and whether it has been silent for more than three of its usual intervals."""
+        # The runner stamps messages with loop.time(): asyncio's clock is time.monotonic().
+        return self._proto.health.snapshot(time.monotonic(), self.subscriptions)
 
     async def close(self) -> None:
         """Close for good (no reconnection): closing handshake, then the task ends."""

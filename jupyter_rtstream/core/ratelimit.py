@@ -44,6 +44,22 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate if self.rate > 0 else math.inf
 
+    def time_until(self, amount: float) -> float:
+        """Seconds until ``amount`` tokens are banked (capped at ``burst``; 0 when they are
+        now, or when the bucket is in debt by less than nothing; infinite when ``rate`` is
+        0 and they are not)."""
+        self._refill()
+        need = min(amount, self.burst)
+        if self.tokens >= need:
+            return 0.0
+        return (need - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+    def spend(self, amount: float) -> None:
+        """Take ``amount`` tokens, going into debt if fewer are banked (later waits repay
+        it, so the long-run rate still holds)."""
+        self._refill()
+        self.tokens -= amount
+
     def reserve(self) -> float:
         """Take a token now, borrowing it if the bucket is empty; return the seconds until
         the borrowed token is earned (0 when one was banked). The caller waits that long,

@@ -8,7 +8,15 @@ from abc import abstractmethod
 from datetime import datetime, timezone
 from typing import Any
 
-from ._render import DEFAULT_COALESCE, DEFAULT_FPS, FrameLimiter, RenderStats, now
+from ._render import (
+    DEFAULT_COALESCE,
+    DEFAULT_FPS,
+    FrameBudget,
+    FrameLimiter,
+    RenderStats,
+    kernel_budget,
+    now,
+)
 
 
 def esc(value: object) -> str:
@@ -35,17 +43,28 @@ class LiveMixin:
 
     Subclasses implement ``_apply(message) -> bool`` (update buffered state; False when the
     message is not for this widget) and ``_render()`` (push the buffered state to the
-    widget traits, under ``hold_sync()``).
+    widget traits, under ``hold_sync()``; returns the comm messages and bytes it sent, or
+    None for one message of ``len(self.value)`` bytes). ``frame_cost`` is the most comm
+    messages one frame sends; every frame is paid for from the kernel's shared
+    :class:`~._render.FrameBudget` (or ``budget``).
     """
 
+    frame_cost = 1
     render_stats: RenderStats
     limiter: FrameLimiter
     stopped: bool
     _dirty: bool
 
-    def _init_live(self, fps: float = DEFAULT_FPS, coalesce: float = DEFAULT_COALESCE) -> None:
+    def _init_live(
+        self,
+        fps: float = DEFAULT_FPS,
+        coalesce: float = DEFAULT_COALESCE,
+        budget: FrameBudget | None = None,
+    ) -> None:
         self.render_stats = RenderStats()
-        self.limiter = FrameLimiter(self.flush, fps, coalesce)
+        self.limiter = FrameLimiter(
+            self.flush, fps, coalesce, budget=budget or kernel_budget(), cost=self.frame_cost
+        )
         self.stopped = False
         self._dirty = False
 
@@ -77,7 +96,10 @@ class LiveMixin:
             return False
         self._dirty = False
         started = now()
-        self._render()
+        cost = self._render()
+        if cost is None:
+            cost = (1, len(str(getattr(self, "value", ""))))
+        self.limiter.spent(*cost)
         self.render_stats.sent(started=started)
         return True
 
@@ -98,5 +120,6 @@ class LiveMixin:
         """Update buffered state from ``message``; False when it is not for this widget."""
 
     @abstractmethod
-    def _render(self) -> None:
-        """Push the buffered state to the widget's traits (called under ``hold_sync``)."""
+    def _render(self) -> tuple[int, int] | None:
+        """Push the buffered state to the widget's traits (called under ``hold_sync``);
+        the comm messages and bytes sent, or None (one message, ``len(value)`` bytes)."""

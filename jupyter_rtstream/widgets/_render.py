@@ -1,12 +1,12 @@
 """Frame pacing and render statistics; no widget imports (testable on their own).
 
 A live widget never sends one update per message. ``handle(message)`` only buffers and
-asks its :class:`FrameLimiter` for a frame; the limiter calls the widget's ``flush()`` at
-most ``fps`` times per second (plus a small burst), on the running asyncio loop
-(ipykernel's, in a notebook). A frame is sent ``coalesce`` seconds after the message that
-opened it, so messages published together (a tick's ``market_data`` and
-``technical_indicators``) share it; under load, everything that arrives while the budget
-is spent is coalesced into the next frame.
+asks its :class:`FrameLimiter` for a frame; the limiter calls the widget's ``flush()`` on
+the running asyncio loop (ipykernel's, in a notebook): at once when the widget has not drawn
+for one frame interval (leading edge), else at the end of that interval, coalescing what
+arrived meanwhile. Every widget of the kernel draws from one :class:`FrameBudget`, sized to
+what jupyter_server lets iopub carry, so under load the frame rate adapts instead of
+flooding (or being dropped by) the channel.
 
 :class:`RenderStats` records, per message, the time from its arrival in the kernel
 (``handle``) to the end of the ``flush`` that sent its widget update (when the comm
@@ -28,12 +28,20 @@ from ..core.ratelimit import TokenBucket
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
-#: Default frames per second per widget (each chart, the table, the alert feed...).
-DEFAULT_FPS = 10.0
-#: Delay of the first frame after a quiet period: lets a burst of messages share it.
-DEFAULT_COALESCE = 0.005
+#: Most frames per second of one widget: its frame interval is ``1 / fps``.
+DEFAULT_FPS = 30.0
+#: Delay of a leading-edge frame: 0, the loop's next turn (messages of the same turn share it).
+DEFAULT_COALESCE = 0.0
 #: Frames a widget may send back to back before the ``fps`` pacing applies.
-DEFAULT_BURST = 2.0
+DEFAULT_BURST = 1.0
+#: jupyter_server's defaults: ``iopub_msg_rate_limit`` (messages/s) and
+#: ``iopub_data_rate_limit`` (bytes/s).
+IOPUB_MSG_RATE = 1000.0
+IOPUB_DATA_RATE = 1_000_000.0
+#: The widgets' share of those limits (the rest: prints, outputs, other libraries).
+DEFAULT_SHARE = 0.5
+#: Depth of the shared budget, in seconds of its rates.
+BUDGET_BURST = 0.25
 #: Latency samples kept for the percentiles (the most recent ones).
 LATENCY_SAMPLES = 10_000
 
@@ -151,22 +159,96 @@ def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
     return asyncio.get_running_loop().call_later(delay, callback)
 
 
+#: Waits shorter than this are no wait (float rounding of timer deadlines).
+_EPSILON = 1e-6
+
+
+class FrameBudget:
+    """What the kernel's iopub channel can carry, shared by every live widget of a kernel.
+
+    jupyter_server drops iopub messages over ``iopub_msg_rate_limit`` (1,000/s, averaged
+    over 3 s) and counts ``iopub_data_rate_limit`` (1 MB/s) on stream output; the widgets
+    hold themselves to ``share`` of both (every comm message and every byte of widget state
+    counted), leaving the rest to prints and other outputs. Two token buckets (the core
+    :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`), ``burst`` seconds deep: a frame
+    reserves what it announces and goes when both have earned it (reservations queue in
+    order, so large frames never starve); what it really cost is then settled (a frame
+    larger than announced leaves a debt, which later frames wait out). So over any ``T``
+    seconds the widgets send at most ``rate * (burst + T)`` messages and bytes, plus what
+    frames sent beyond their announced bytes (a widget announces its previous frame's).
+    """
+
+    def __init__(
+        self,
+        msg_rate: float = IOPUB_MSG_RATE * DEFAULT_SHARE,
+        byte_rate: float = IOPUB_DATA_RATE * DEFAULT_SHARE,
+        burst: float = BUDGET_BURST,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if msg_rate <= 0 or byte_rate <= 0 or burst <= 0:
+            raise ValueError("rates and burst must be > 0")
+        self.messages = TokenBucket(msg_rate, msg_rate * burst, clock)
+        self.bytes = TokenBucket(byte_rate, byte_rate * burst, clock)
+        self.messages_sent = 0
+        self.bytes_sent = 0
+
+    def delay(self, messages: float, nbytes: float) -> float:
+        """Seconds until a frame of that cost may go (0: now)."""
+        return max(self.messages.time_until(messages), self.bytes.time_until(nbytes))
+
+    def reserve(self, messages: float, nbytes: float) -> float:
+        """Pay for a frame now; return the seconds until it may go (0: now). Reservations
+        queue up in order (each waits out the debt of those before it): no widget starves,
+        however large its frames, and frames go no faster than the budget earns."""
+        wait = self.delay(messages, nbytes)
+        self.messages.spend(messages)
+        self.bytes.spend(nbytes)
+        return wait
+
+    def settle(self, reserved: tuple[float, float], messages: int, nbytes: int) -> None:
+        """A reserved frame went: pay (or get back) the difference with what it cost."""
+        self.messages.spend(messages - reserved[0])
+        self.bytes.spend(nbytes - reserved[1])
+        self.messages_sent += messages
+        self.bytes_sent += nbytes
+
+    def spend(self, messages: int, nbytes: int) -> None:
+        """A frame sent without a reservation (an explicit ``flush()``)."""
+        self.settle((0.0, 0.0), messages, nbytes)
+
+
+_KERNEL_BUDGET: FrameBudget | None = None
+
+
+def kernel_budget() -> FrameBudget:
+    """The one :class:`FrameBudget` of this process (a kernel): every widget draws from it."""
+    global _KERNEL_BUDGET
+    if _KERNEL_BUDGET is None:
+        _KERNEL_BUDGET = FrameBudget()
+    return _KERNEL_BUDGET
+
+
 class FrameLimiter:
-    """Calls ``flush`` at most ``fps`` times per second on the running asyncio loop.
+    """Calls ``flush`` at most ``fps`` times per second, within the shared ``budget``.
 
-    Pacing is the core :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`: ``burst``
-    frames may go out back to back, then one per ``1 / fps`` seconds, so over any ``T``
-    seconds at most ``burst + T * fps`` frames are sent. A frame is sent ``coalesce``
-    seconds after it opens (the first request that finds no frame scheduled), so messages
-    published together share it. The bucket (not a fixed frame clock) is what keeps latency
-    low when the feed ticks at about ``fps``: a tick never waits for a frame slot out of
-    phase with it.
+    Leading edge: a request that finds the widget has not drawn for one frame interval
+    (``1 / fps``) and the budget able to pay for a frame is drawn at once (``coalesce``
+    seconds later, 0 by default: on the loop's next turn, so messages handed over in the
+    same turn share it). Requests within an interval of the last frame are coalesced into
+    one frame at the end of that interval, never later, unless the shared budget is spent:
+    then the frame goes as soon as the budget has earned its cost back (the budget, not a
+    fixed per-widget rate, sets the pace under load, so the frame rate adapts to what iopub
+    can carry and to how many widgets share it).
 
-    ``request()`` is cheap and idempotent: it schedules one frame if none is scheduled.
-    Without a running loop (plain scripts, unit tests) nothing is scheduled and the owner
-    calls ``flush()`` itself. ``fps <= 0`` disables pacing: every request flushes at once.
-    ``clock`` and ``call_later`` default to the monotonic clock and the running loop; tests
-    inject a virtual clock to assert on timing without sleeping.
+    Pacing is the core :class:`~jupyter_rtstream.core.ratelimit.TokenBucket` (``burst``
+    frames back to back, then one per interval). ``cost`` is the most comm messages one
+    frame sends (announced to the budget before the frame); the bytes announced are those
+    of the widget's previous frame; the owner reports what a frame really cost with
+    :meth:`spent`. ``request()`` is cheap and idempotent. Without a running loop (plain
+    scripts, unit tests) nothing is scheduled and the owner calls ``flush()`` itself.
+    ``fps <= 0`` disables pacing. ``clock`` and ``call_later`` default to the monotonic
+    clock and the running loop; tests inject virtual time.
     """
 
     def __init__(
@@ -176,6 +258,8 @@ class FrameLimiter:
         coalesce: float = DEFAULT_COALESCE,
         burst: float = DEFAULT_BURST,
         *,
+        budget: FrameBudget | None = None,
+        cost: int = 1,
         clock: Callable[[], float] = time.monotonic,
         call_later: CallLater = _loop_call_later,
     ) -> None:
@@ -187,10 +271,15 @@ class FrameLimiter:
         self.fps = fps
         self.coalesce = coalesce
         self.burst = burst
+        self.budget = budget
+        self.cost = cost
+        self.frame_bytes = 0
         self.frames = 0
+        self.deferred = 0
         self.closed = False
         self._call_later = call_later
         self._handle: Timer | None = None
+        self._reserved: tuple[float, float] | None = None
         self._bucket = TokenBucket(max(fps, 0.0), burst, clock)
 
     @property
@@ -200,6 +289,15 @@ class FrameLimiter:
     @property
     def scheduled(self) -> bool:
         return self._handle is not None
+
+    def _wait(self) -> float:
+        bucket = self._bucket
+        bucket.rate = self.fps  # ``fps`` is a public, settable attribute
+        wait = bucket.time_until_token()
+        if self.budget is not None and self._reserved is None:
+            self._reserved = (float(self.cost), float(self.frame_bytes))
+            wait = max(wait, self.budget.reserve(*self._reserved))
+        return wait if wait > _EPSILON else 0.0  # a timer that fired a float ulp early
 
     def request(self) -> None:
         if self.closed or self._handle is not None:
@@ -211,30 +309,47 @@ class FrameLimiter:
                 return  # no loop: the owner flushes explicitly
             self._run()
             return
-        bucket = self._bucket
-        bucket.rate = self.fps  # ``fps`` is a public, settable attribute
-        # Without a banked token the frame opens when the bucket has earned one back.
-        wait = bucket.time_until_token()
+        wait = self._wait()
+        delay = self.coalesce if wait == 0 else wait
         try:
-            self._handle = self._call_later(wait + self.coalesce, self._run)
+            self._handle = self._call_later(delay, self._run)
         except RuntimeError:
             return  # no loop: the owner flushes explicitly
-        bucket.reserve()  # the token this frame spends (borrowed when wait > 0)
 
     def _run(self) -> None:
         self._handle = None
         if self.closed:
             return
+        if self.fps > 0:
+            wait = self._wait()
+            if wait > 0:  # fps changed meanwhile
+                self.deferred += 1
+                self._handle = self._call_later(wait, self._run)
+                return
+            self._bucket.spend(1.0)
         self.frames += 1
         try:
             self._flush()
         except Exception:  # a rendering bug must not kill the loop's other callbacks
             log.exception("rtstream widgets: flush failed")
+        if self._reserved is not None and self.budget is not None:
+            self.budget.settle(self._reserved, 0, 0)  # nothing was sent after all
+            self._reserved = None
+
+    def spent(self, messages: int, nbytes: int) -> None:
+        """What the frame just sent cost (comm messages, bytes of state)."""
+        self.frame_bytes = nbytes
+        if self.budget is not None:
+            reserved, self._reserved = self._reserved, None
+            self.budget.settle(reserved or (0.0, 0.0), messages, nbytes)
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._reserved is not None and self.budget is not None:
+            self.budget.settle(self._reserved, 0, 0)  # give the reservation back
+            self._reserved = None
 
     def close(self) -> None:
         self.closed = True

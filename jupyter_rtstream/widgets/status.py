@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,10 @@ STATE_COLORS: dict[str, str] = {
     "disconnected": "#718096",
 }
 ERROR_COLOR = "#c53030"
+#: The badge's colour while a subscribed topic is silent (more than three usual intervals).
+SILENT_COLOR = "#d69e2e"
+#: Seconds between the badge's health checks (a ``ping`` and ``stream.health()``).
+HEALTH_INTERVAL = 5.0
 
 
 class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
@@ -56,6 +62,9 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
         #: States shown so far, oldest first, without repeats (bounded).
         self.history: deque[str] = deque(maxlen=100)
         self._unhooks: list[Any] = []
+        #: The stream's last :class:`~jupyter_rtstream.client.Health` (None: not checked yet).
+        self.health: Any = None
+        self._health_task: asyncio.Task[None] | None = None
         self.history.append(self.state)
         self.value = self._html()
         if stream is not None:
@@ -69,8 +78,29 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
         self._unhooks.append(stream.on("connection_status", self.handle))
         self.handle(_Snapshot(stream))
         self.flush()  # show the current state at once
+        with contextlib.suppress(RuntimeError):  # no running loop: no health checks
+            loop = asyncio.get_running_loop()
+            self._health_task = loop.create_task(self._watch_health(stream))
+
+    async def _watch_health(self, stream: Stream) -> None:
+        """Every ``HEALTH_INTERVAL`` s: a ping (round trip), then the stream's health."""
+        while not self.stopped:
+            if stream.state.value == "connected":
+                with contextlib.suppress(Exception):  # not connected, timed out: no RTT
+                    await stream.ping(timeout=HEALTH_INTERVAL)
+            self.show_health(stream.health())
+            await asyncio.sleep(HEALTH_INTERVAL)
+
+    def show_health(self, health: Any) -> None:
+        """Show a :class:`~jupyter_rtstream.client.Health` (hover text, amber if silent)."""
+        if not self.stopped:
+            self.health = health
+            self.invalidate()
 
     def unbind(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            self._health_task = None
         for unhook in self._unhooks:
             unhook()
         self._unhooks.clear()
@@ -110,11 +140,18 @@ class StatusBadge(LiveMixin, HTML):  # type: ignore[misc]
 
     def _html(self) -> str:
         color = STATE_COLORS.get(self.state, "#718096")
+        silent = list(self.health.silent) if self.health is not None else []
+        if silent and self.state == "connected":
+            color = SILENT_COLOR
+        title = "" if self.health is None else self.health.text()
         parts = [
-            f'<span class="rtstream-badge rtstream-{esc(self.state)}" '
+            f'<span class="rtstream-badge rtstream-{esc(self.state)}" title="{esc(title)}" '
+            f'data-silent="{len(silent)}" '
             f'style="background:{color};color:white;border-radius:0.8em;'
             f'padding:0.1em 0.7em;font-weight:600">&#9679; {esc(self.state)}</span>'
         ]
+        if silent and self.state == "connected":
+            parts.append(f"silent: {esc(', '.join(silent[:3]))}")
         if self.status_text and self.status_text != self.state:
             parts.append(f'<span class="rtstream-reason">{esc(self.status_text[:200])}</span>')
         if self.attempts:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jupyter_rtstream.widgets import Dashboard
+from jupyter_rtstream.widgets import Dashboard, PriceChart
 
 from ._messages import SYMBOLS, alert, analytics, indicators, market_data
 from .conftest import CommLog
@@ -23,7 +23,7 @@ RATE = 1000.0  # messages per second
 DURATION = 3.0  # seconds of feed
 FPS = 10.0
 WINDOW = 200  # < ticks per symbol fed, so the window must roll
-BURST = 2  # frames a widget may send back to back (FrameLimiter's token bucket)
+BURST = 1  # frames a widget may send back to back (FrameLimiter's token bucket)
 
 
 def load_messages(count: int) -> list[Any]:
@@ -99,10 +99,10 @@ def test_1000_messages_per_second(comms: CommLog, capsys: pytest.CaptureFixture[
     # iopub: one comm message per changed widget per frame, nothing per message.
     chart_frames = sum(c.render_stats.flushed for c in dashboard.charts.values())
     other_frames = dashboard.table.render_stats.flushed + dashboard.alerts.render_stats.flushed
-    assert updates <= 4 * chart_frames + other_frames
+    assert updates <= PriceChart.frame_cost * chart_frames + other_frames
     updates_per_second = updates / total
-    # 5 charts x 4 marks + alert feed at FPS, table at 2 x FPS.
-    assert updates_per_second <= (len(SYMBOLS) * 4 + 1 + 2) * FPS * 1.1
+    # 5 charts x (data, header, sometimes axes) + alert feed at FPS, table at 2 x FPS.
+    assert updates_per_second <= (len(SYMBOLS) * PriceChart.frame_cost + 1 + 2) * FPS * 1.1
     assert updates_per_second < 0.3 * RATE  # far below jupyter_server's 1,000 msg/s
 
     # Bounded windows, and the last values shown are the last messages.
@@ -118,13 +118,13 @@ def test_1000_messages_per_second(comms: CommLog, capsys: pytest.CaptureFixture[
             if m.message_type == "technical_indicators" and m.data.symbol == symbol
         )
         assert chart.points == WINDOW
-        assert len(chart.price_line.x) == len(chart.price_line.y) == WINDOW
-        assert chart.band_lines.y.shape == chart.overlay_lines.y.shape == (2, WINDOW)
-        assert chart.price_line.y[-1] == last_md.data.price
+        assert len(chart.lines.x) == WINDOW
+        assert chart.lines.y.shape == (len(chart.series_names), WINDOW)
+        assert chart.series("price")[-1] == np.float32(last_md.data.price)
         stamp = np.datetime64(int(last_md.data.timestamp.timestamp() * 1000), "ms")
-        assert chart.price_line.x[-1] == stamp
-        assert chart.overlay_lines.y[0][-1] == last_ti.data.indicators["sma_20"]
-        assert chart.band_lines.y[0][-1] == last_ti.data.indicators["bb_upper"]
+        assert chart.lines.x[-1] == stamp
+        assert chart.series("sma_20")[-1] == np.float32(last_ti.data.indicators["sma_20"])
+        assert chart.series("bb_upper")[-1] == np.float32(last_ti.data.indicators["bb_upper"])
         shown = dashboard.table.shown[symbol]
         assert shown["price"] == last_md.data.price
         for key in ("rsi_14", "macd", "vwap", "volatility_20"):

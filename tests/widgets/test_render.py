@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from jupyter_rtstream.widgets._render import FrameLimiter, RenderStats, percentile, summarize
+from jupyter_rtstream.widgets._render import (
+    FrameBudget,
+    FrameLimiter,
+    RenderStats,
+    percentile,
+    summarize,
+)
 
 from ._clock import VirtualTime
 
@@ -57,28 +64,32 @@ def test_a_burst_shares_one_frame() -> None:
     assert frames == [pytest.approx(100.005)]
 
 
+def limiter_at(
+    time: VirtualTime, frames: list[float], fps: float = 20, **kwargs: Any
+) -> FrameLimiter:
+    return FrameLimiter(
+        lambda: frames.append(time.now),
+        fps=fps,
+        clock=time.clock,
+        call_later=time.call_later,
+        **kwargs,
+    )
+
+
 def test_steady_requests_are_paced() -> None:
     time = VirtualTime()
     frames: list[float] = []
-    limiter = FrameLimiter(
-        lambda: frames.append(time.now),
-        fps=20,
-        coalesce=0.0,
-        clock=time.clock,
-        call_later=time.call_later,
-    )
+    limiter = limiter_at(time, frames, fps=20)
     for _ in range(1000):  # a request every millisecond for one second
         limiter.request()
         time.advance(0.001)
-    assert len(frames) == 2 + 20  # burst + T * fps: the limiter's bound, met exactly
-    assert frames[1] - frames[0] < 0.01  # the burst
-    # Then one frame per 1 / fps, on the bucket's refill schedule.
-    assert frames[2:] == [pytest.approx(100.05 + 0.05 * k) for k in range(20)]
+    assert len(frames) == 1 + 20  # the leading frame, then one per interval
+    assert frames == [pytest.approx(100.0 + 0.05 * k) for k in range(21)]
 
 
-def test_a_tick_at_the_frame_rate_never_waits_for_a_slot() -> None:
-    """Requests at exactly ``fps``, out of phase with the first frame: each is sent after
-    ``coalesce`` only (a fixed frame clock would make each wait for its slot)."""
+def test_leading_edge_a_quiet_widget_draws_at_once() -> None:
+    """A message after at least one interval without a frame is drawn at once, whatever
+    the phase of the earlier frames."""
     time = VirtualTime()
     waits: list[float] = []
     asked = [0.0]
@@ -88,13 +99,78 @@ def test_a_tick_at_the_frame_rate_never_waits_for_a_slot() -> None:
         clock=time.clock,
         call_later=time.call_later,
     )
+    asked[0] = time.now
     limiter.request()
-    time.advance(0.037)
-    for _ in range(10):
+    time.advance(0.137)
+    for gap in (0.1, 0.13, 0.5, 0.1001, 2.0):
         asked[0] = time.now
         limiter.request()
-        time.advance(0.1)
-    assert waits[1:] == [pytest.approx(limiter.coalesce)] * 10
+        time.advance(gap)
+    assert waits == [0.0] * 6
+
+
+def test_messages_within_an_interval_are_coalesced_into_the_next_frame_never_later() -> None:
+    time = VirtualTime()
+    frames: list[float] = []
+    limiter = limiter_at(time, frames, fps=10)
+    limiter.request()  # leading edge: drawn at 100.0
+    time.advance(0.0)
+    for _ in range(9):  # nine messages in the interval that follows
+        time.advance(0.01)
+        limiter.request()
+    assert limiter.scheduled
+    time.advance(0.01)  # 100.1: the end of the interval
+    assert frames == [100.0, pytest.approx(100.1)]
+    time.advance(1.0)
+    assert len(frames) == 2  # nothing pending: no more frames
+
+
+def test_the_shared_budget_is_never_exceeded() -> None:
+    """Eight widgets, each wanting 60 frames/s of 4 messages and 20 kB, share a budget of
+    500 messages/s and 200 kB/s: over every window, what they spent stays within it."""
+    time = VirtualTime()
+    budget = FrameBudget(500.0, 200_000.0, burst=0.25, clock=time.clock)
+    sent: list[tuple[float, int, int]] = []
+    limiters: list[FrameLimiter] = []
+    for _ in range(8):
+
+        def flush(index: int = len(limiters)) -> None:
+            sent.append((time.now, 4, 20_000))
+            limiters[index].spent(4, 20_000)
+
+        limiters.append(
+            FrameLimiter(
+                flush, fps=60, budget=budget, cost=4, clock=time.clock, call_later=time.call_later
+            )
+        )
+    for limiter in limiters:
+        limiter.frame_bytes = 20_000  # announced from the start (else learned from frame 1)
+    for _ in range(3000):  # every widget gets a message every millisecond for 3 s
+        for limiter in limiters:
+            limiter.request()
+        time.advance(0.001)
+    time.advance(1.0)
+    assert budget.bytes_sent == sum(b for _, _, b in sent)
+    for window in (0.1, 0.5, 1.0, 2.0):
+        for start, _, _ in sent:
+            inside = [(m, b) for t, m, b in sent if start <= t < start + window]
+            assert sum(m for m, _ in inside) <= 500.0 * (0.25 + window) + 1e-6
+            # Bytes: announced exactly here, so within the budget too.
+            assert sum(b for _, b in inside) <= 200_000.0 * (0.25 + window) + 1e-6
+    # The budget, not 60 fps, set the pace; and every widget got its share of frames.
+    frames = [limiter.frames for limiter in limiters]
+    assert sum(frames) <= 200_000.0 * 4.25 / 20_000 + 8
+    assert min(frames) >= 0.5 * max(frames)
+
+
+def test_budget_delay_and_debt() -> None:
+    time = VirtualTime()
+    budget = FrameBudget(100.0, 1000.0, burst=0.1, clock=time.clock)  # 10 msgs, 100 B deep
+    assert budget.delay(4, 50) == 0.0
+    budget.spend(4, 150)  # more bytes than banked: in debt by 50 B
+    assert budget.delay(4, 50) == pytest.approx(0.1)  # 100 B to earn at 1,000 B/s
+    time.advance(0.1)
+    assert budget.delay(4, 50) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_an_empty_bucket_delays_the_frame_until_a_token_is_earned() -> None:

@@ -54,27 +54,31 @@ def test_chart_window_is_bounded_and_shows_the_last_values(comms: CommLog) -> No
     assert chart.points == 500
     before = comms.updates
     assert chart.flush()
-    # One frame: one comm message per changed widget (price, bands, overlays, header).
-    assert comms.updates - before == 4
-    assert len(chart.price_line.y) == 500 and len(chart.price_line.x) == 500
-    assert chart.band_lines.y.shape == (2, 500)
-    assert chart.overlay_lines.y.shape == (2, 500)
-    assert chart.price_line.x.dtype.kind == "M"
+    # One frame: the one Lines mark, the header, and the axes (their first ticks).
+    assert comms.updates - before <= chart.frame_cost + 2
+    f32 = np.float32
+    assert chart.lines.y.shape == (len(chart.series_names), 500) and len(chart.lines.x) == 500
+    assert chart.series_names == ("bb_upper", "bb_lower", "sma_20", "ema_12", "price")
+    assert chart.lines.x.dtype.kind == "M" and chart.lines.y.dtype == np.float32
     last = market_data("AAPL", 1200).data
     values = indicator_values("AAPL", 1200)
-    assert chart.price_line.y[-1] == last.price
-    assert chart.price_line.x[-1] == np.datetime64(int(last.timestamp.timestamp() * 1000), "ms")
-    assert chart.band_lines.y[0][-1] == values["bb_upper"]
-    assert chart.band_lines.y[1][-1] == values["bb_lower"]
-    assert chart.overlay_lines.y[0][-1] == values["sma_20"]
-    assert chart.overlay_lines.y[1][-1] == values["ema_12"]
+    assert chart.series("price")[-1] == f32(last.price)
+    assert chart.lines.x[-1] == np.datetime64(int(last.timestamp.timestamp() * 1000), "ms")
+    for name in ("bb_upper", "bb_lower", "sma_20", "ema_12"):
+        assert chart.series(name)[-1] == f32(values[name]), name
     assert chart.shown["price"] == last.price and chart.shown["sma_20"] == values["sma_20"]
+    assert f'data-tick-ms="{int(last.timestamp.timestamp() * 1000)}"' in chart.header.value
     # The first row of the window is tick 701: the oldest ticks were dropped unseen.
-    assert chart.price_line.y[0] == market_data("AAPL", 701).data.price
+    assert chart.series("price")[0] == f32(market_data("AAPL", 701).data.price)
     stats = chart.stats()
     assert stats["received"] == 2400 and stats["flushed"] == 1
     assert stats["coalesced"] == 2399 and stats["dropped"] == 700
     assert not chart.flush()  # nothing new: no frame
+    # The next tick: the data and the header, the axes only if their ticks moved.
+    before = comms.updates
+    chart.handle(market_data("AAPL", 1201))
+    assert chart.flush()
+    assert 2 <= comms.updates - before <= chart.frame_cost
 
 
 def test_chart_indicators_join_the_row_of_their_tick() -> None:
@@ -84,16 +88,16 @@ def test_chart_indicators_join_the_row_of_their_tick() -> None:
     chart.handle(indicators("AAPL", 2))  # no price for this one: its own row, price NaN
     chart.flush()
     assert chart.points == 2
-    assert chart.overlay_lines.y.shape == (2,)  # bqplot squeezes a single line
-    assert np.isnan(chart.price_line.y[1])
+    assert chart.lines.y.shape == (4, 2)  # bands, sma_20, price
+    assert np.isnan(chart.series("price")[1])
     # The indicator-only row is drawn at the time of the last tick.
-    assert chart.price_line.x[0] == chart.price_line.x[1]
+    assert chart.lines.x[0] == chart.lines.x[1]
     warmup = indicators("AAPL", 3)
     warmup.data.indicators["sma_20"] = None
     chart.handle(market_data("AAPL", 3))
     chart.handle(warmup)
     chart.flush()
-    assert np.isnan(chart.overlay_lines.y[-1]) and chart.shown["sma_20"] is None
+    assert np.isnan(chart.series("sma_20")[-1]) and chart.shown["sma_20"] is None
 
 
 # --------------------------------------------------------------------------- table

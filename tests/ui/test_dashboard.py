@@ -1,0 +1,88 @@
+"""Real-browser test of the notebook Dashboard: a notebook in JupyterLab, run in Chromium.
+
+One ``jupyter lab`` (seeded simulated feed) for the module; the notebook connects a stream
+and shows ``Dashboard`` of every simulated symbol. The test samples, in every animation
+frame, the newest tick each chart shows (:mod:`jupyter_rtstream.bench.dashboard`) and
+asserts behaviour only: the charts update, at least 500 ticks are sampled, the SVG changes,
+the axis labels are distinct, no error output. The figures (p50/p99 tick timestamp ->
+paint, and the kernel's ``dashboard.stats()``) and a screenshot land in
+``build/ui-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from jupyter_rtstream.bench.browser import CHROMIUM, SYMBOLS, LabProcess, chromium, open_lab
+from jupyter_rtstream.bench.dashboard import (
+    collect_ticks,
+    dashboard_lab,
+    kernel_stats,
+    open_dashboard,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "ui-artifacts"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabProcess]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    server = dashboard_lab()
+    server.start(timeout=120)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab: LabProcess) -> Iterator[Page]:
+    with chromium() as context:
+        page = open_lab(context, lab, paint_log=False)
+        open_dashboard(page, lab)
+        yield page
+
+
+def test_every_chart_shows_ticks(page: Page) -> None:
+    for symbol in SYMBOLS:
+        header = page.locator(f".rtstream-chart-header[data-symbol='{symbol}']")
+        before = header.get_attribute("data-tick-ms")
+        expect(header).not_to_have_attribute("data-tick-ms", str(before), timeout=30_000)
+    charts = page.locator(".rtstream-chart")
+    expect(charts).to_have_count(len(SYMBOLS))
+    expect(charts.first.locator("svg path.line").first).to_be_visible()
+    expect(page.locator(".rtstream-status .rtstream-badge")).to_have_text(
+        "\u25cf connected", timeout=30_000
+    )
+
+
+def test_axis_labels_are_distinct(page: Page) -> None:
+    for symbol in SYMBOLS:
+        chart = page.locator(".rtstream-chart", has=page.locator(f"[data-symbol='{symbol}']"))
+        for axis in chart.locator("g.axis").all():
+            labels = [t for t in axis.locator("g.tick text").all_text_contents() if t]
+            assert len(labels) >= 2, (symbol, labels)
+            assert len(set(labels)) == len(labels), (symbol, labels)
+
+
+def test_latency_from_tick_timestamp_to_chart_paint(page: Page) -> None:
+    browser = collect_ticks(page, ticks=500)
+    assert browser["ticks"] >= 500
+    assert browser["svg_updates"] > 0
+    assert set(browser["symbols"]) == set(SYMBOLS)
+    kernel = kernel_stats(page)
+    assert kernel["received"] > 0 and kernel["samples"] > 0 and kernel["dropped"] == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type*='stderr']").count() == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type*='error']").count() == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    result = {"browser": browser, "kernel": kernel}
+    (ARTIFACTS / "ui-dashboard-latency.json").write_text(json.dumps(result, indent=2))
+    page.locator(".rtstream-chart").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
