@@ -164,6 +164,7 @@ class ServerSession:
                 heartbeat_interval=self.heartbeat_interval,
                 conflated=self.outbox.conflated,
                 server_version=self.server_version,
+                feed_state=self.hub.feed_state,
             ),
         )
 
