@@ -265,6 +265,15 @@ class Hub:
         self.fanned_out += len(topic.subscribers)
         return frame, gap
 
+    def close_subscribers(self, name: str, code: int, reason: str) -> int:
+        """Ask every subscriber of ``name`` to close (e.g. 1013 after a relayed gap: they
+        resume, and the ack says ``recovered: false``). Returns how many."""
+        topic = self.topics.get(name)
+        outboxes = list(topic.subscribers.values()) if topic is not None else []
+        for outbox in outboxes:
+            outbox.request_close(code, reason)
+        return len(outboxes)
+
     def adopt_epoch(self, epoch: str) -> bool:
         """Take the feed's epoch; when it differs from the current one, relayed topics start
         over (seq 0, empty buffers: their seqs belong to the old epoch). True if changed."""
