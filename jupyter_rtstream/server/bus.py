@@ -102,7 +102,9 @@ class RedisRelay:
         epoch = await self._client.get(EPOCH_KEY)
         if not epoch:
             raise RedisError("no feed has published on this Redis yet")
-        if self.hub.adopt_epoch(epoch) and self.epoch is not None:
+        if self.hub.adopt_epoch(epoch):
+            # Clients connected under another epoch (a new feed run, or this server's own
+            # before Redis was first reached) reconnect and learn the feed's.
             self.on_epoch(epoch)
         self.epoch = epoch
         ids = await self._client.hgetall(INSTRUMENTS_KEY)
