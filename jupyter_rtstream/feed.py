@@ -28,6 +28,7 @@ from .server.bus_feed import RedisSink, TappedHub
 from .server.feed import DEFAULT_SYMBOLS, BackgroundSource, FeedRunner, SimulatedMarket
 from .server.pipeline import Pipeline
 from .server.replay import CsvReplay
+from .server.synthetic import SyntheticPublisher
 
 log = logging.getLogger("jupyter_rtstream.feed")
 
@@ -37,7 +38,14 @@ def parser() -> argparse.ArgumentParser:
         prog="jupyter rtstream feed", description="Shared market feed on Redis Streams."
     )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--feed", choices=("simulated", "csv"), default="simulated")
+    p.add_argument(
+        "--feed",
+        choices=("simulated", "csv", "synthetic"),
+        default="simulated",
+        help="synthetic: the benchmark's publisher (market_data only, BENCH0..)",
+    )
+    p.add_argument("--synthetic-rate", type=float, default=1000.0, help="msg/s, all topics")
+    p.add_argument("--synthetic-topics", type=int, default=5)
     p.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS))
     p.add_argument("--tick-rate", type=float, default=10.0, help="rounds of ticks per second")
     p.add_argument("--seed", type=int, default=None)
@@ -82,8 +90,10 @@ async def run(args: argparse.Namespace) -> int:
             for tick in round_:
                 pipeline.on_tick(tick, publish=False)
         source = FeedRunner(market, args.tick_rate, pipeline.publish_tick, log)
-    else:
+    elif args.feed == "csv":
         source = CsvReplay(args.csv_path, args.replay_speed, pipeline.publish_tick, log)
+    else:
+        source = SyntheticPublisher(hub, registry, args.synthetic_rate, args.synthetic_topics, log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,9 +17,9 @@ import redis
 import websockets
 
 from jupyter_rtstream.testing import ServerProcess
+from jupyter_rtstream.testing_bus import FeedProcess, RedisProcess
 
 from .._wait import wait_until
-from ._procs import FeedProcess, RedisProcess
 
 pytestmark = pytest.mark.timeout(120)
 TOPIC = "market_data:AAPL"

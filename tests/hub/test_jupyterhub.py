@@ -29,9 +29,9 @@ import websockets
 
 import jupyter_rtstream
 from jupyter_rtstream.testing import free_port
+from jupyter_rtstream.testing_bus import RedisProcess
 
 from .._wait import wait_until
-from ..bus._procs import RedisProcess
 
 pytest.importorskip("jupyterhub")
 pytestmark = pytest.mark.timeout(180)

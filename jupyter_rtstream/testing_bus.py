@@ -1,4 +1,9 @@
-"""Real parts for the Redis bus tests: Debian's ``redis-server`` and the feed service."""
+"""Real parts for the Redis bus tests and benchmark: ``redis-server`` and the feed service.
+
+:class:`RedisProcess` runs Debian's ``redis-server`` on a free loopback port with no
+persistence in a temporary directory; :class:`FeedProcess` runs ``python -m
+jupyter_rtstream.feed`` against it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from jupyter_rtstream.testing import free_port
+from .testing import free_port
 
 
 class RedisProcess:
