@@ -31,7 +31,13 @@ typecheck: setup
 schema: setup
 	$(PY) -m jupyter_rtstream.schema --check
 
-pytest: setup
+# configurable-http-proxy for the JupyterHub end-to-end test (tests/hub), from its lockfile.
+HUB_PROXY_STAMP := tests/hub/node_modules/.package-lock.json
+$(HUB_PROXY_STAMP): tests/hub/package-lock.json
+	cd tests/hub && npm ci --no-audit --no-fund
+	touch $@
+
+pytest: setup $(HUB_PROXY_STAMP)
 	$(PY) -m pytest --ignore=tests/ui
 	$(PY) -m pytest --nbval notebooks -p jupyter_rtstream.testing --rtstream-server
 
@@ -81,4 +87,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .test-repeat \
-		labextension/node_modules labextension/lib jupyter_rtstream/labextension
+		labextension/node_modules labextension/lib jupyter_rtstream/labextension \
+		tests/hub/node_modules

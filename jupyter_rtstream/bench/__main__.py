@@ -1,7 +1,8 @@
 """Benchmark rtstream against a raw Tornado WebSocket broadcaster, side by side.
 
 ``python -m jupyter_rtstream.bench [--quick | --smoke] [--clients 1,10,100,1000]
-[--rates 1000,10000] [--sweep 5000,...] [--duration S] [--json PATH]``
+[--rates 1000,10000] [--sweep 5000,...] [--duration S] [--bus local|redis]
+[--bus-servers N] [--json PATH]``
 
 For every (clients, target rate) it runs each system in turn: a fresh server subprocess
 (``jupyter server`` with ``feed = "synthetic"``, or the raw Tornado baseline), one client
@@ -42,6 +43,7 @@ from .publisher import (
     frame_size,
     rss_bytes,
 )
+from .redis_bus import RedisBusSystem
 from .report import Run, find, ratios, saturation, summary, table, write_json
 
 MIXES = ("market_data",)
@@ -60,6 +62,8 @@ class Plan:
     idle_clients: int
     systems: list[str]
     mix: str
+    bus: str = "local"
+    bus_servers: int = 1
 
 
 @dataclass
@@ -136,6 +140,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
     parser.add_argument(
         "--systems", default="rtstream,baseline", help="which systems to run (default both)"
     )
+    parser.add_argument(
+        "--bus",
+        choices=("local", "redis"),
+        default="local",
+        help="rtstream's feed: embedded (local) or the feed service over a fresh Redis",
+    )
+    parser.add_argument(
+        "--bus-servers",
+        type=int,
+        default=1,
+        help="--bus redis: servers relaying the feed (clients on the first)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep server logs (print the dir)")
     args = parser.parse_args(argv)
@@ -161,6 +177,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         idle_clients=args.idle_clients if args.idle_clients is not None else preset["idle_clients"],
         systems=systems,
         mix=mix,
+        bus=args.bus,
+        bus_servers=max(1, args.bus_servers),
     ), _Extra(args.json, args.keep)
 
 
@@ -273,7 +291,11 @@ def _describe(run: Run) -> str:
 def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
     size = result["meta"]["frame_bytes"]
     systems: dict[str, System] = {
-        "rtstream": RtstreamSystem(plan.topics, workdir),
+        "rtstream": (
+            RedisBusSystem(plan.topics, workdir, plan.bus_servers)
+            if plan.bus == "redis"
+            else RtstreamSystem(plan.topics, workdir)
+        ),
         "baseline": BaselineSystem(plan.topics, size, workdir),
     }
     chosen = [systems[name] for name in plan.systems]
@@ -346,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": platform.machine(),
             "topics": plan.topics,
             "mix": plan.mix,
+            "bus": plan.bus,
+            "bus_servers": plan.bus_servers if plan.bus == "redis" else None,
             "frame_bytes": frame_size(plan.topics),
             "duration_s": plan.duration,
             "warmup_s": plan.warmup,

@@ -50,6 +50,8 @@ class ErrorCode(str, Enum):
     RULE_LIMIT = "RULE_LIMIT"
     #: A tick the server refuses as a whole batch, e.g. dated beyond ``max_clock_skew``.
     INVALID_TICK = "INVALID_TICK"
+    #: A POSTed tick for a symbol of the shared feed (``bus = "redis"``): read-only here.
+    READ_ONLY_SYMBOL = "READ_ONLY_SYMBOL"
 
     def __str__(self) -> str:
         return self.value

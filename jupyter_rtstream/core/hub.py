@@ -9,6 +9,11 @@ when that client's outbox goes from empty to non-empty, and then drains it with
 
 Slow consumers: every outbox is bounded and conflates market data for a lagging client,
 never alerts (see :mod:`.outbox`).
+
+Relaying (a server on the Redis bus): :meth:`Hub.relay` takes a message whose ``seq`` and
+``epoch`` were assigned by the feed service, so every server fans out the same message with
+the same seq; :meth:`Hub.adopt_epoch` takes the feed's epoch and :meth:`Hub.backfill` puts
+older entries (read back from the bus) in front of a topic's replay buffer.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from .codec import encode
 from .history import select
 from .messages import StreamedMessage
 from .outbox import Frame, Outbox
-from .vocabulary import SUBSCRIPTION_TYPES, SubscriptionType, split_topic
+from .vocabulary import SUBSCRIPTION_TYPES, FeedState, SubscriptionType, split_topic
 
 #: Subscription types whose frames may be conflated (latest wins) for a lagging client:
 #: every one but ``alerts``, which are events that must all be delivered.
@@ -64,6 +70,8 @@ class _Topic:
     last: Frame | None = None
     subscribers: dict[str, Outbox] = field(default_factory=dict)
     published: int = 0
+    #: Seqs come from the feed (:meth:`Hub.relay`), not from this hub.
+    relayed: bool = False
 
 
 class Hub:
@@ -91,6 +99,11 @@ class Hub:
         self.clients: dict[str, Outbox] = {}
         self.published = 0
         self.fanned_out = 0
+        #: True once the epoch is the feed's (:meth:`adopt_epoch`): topics this hub numbers
+        #: itself (alerts) then never resume across servers, whose seqs differ.
+        self.relaying = False
+        #: Health of the feed as the I/O shell sees it (``"ok"`` or ``"degraded"``).
+        self.feed_state: FeedState = "ok"
 
     # ------------------------------------------------------------------ clients
 
@@ -146,7 +159,7 @@ class Hub:
         topic.subscribers[client_id] = outbox
         recovered: bool | None = None
         if resume_from is not None:
-            recovered = epoch == self.epoch and self._covers(topic, resume_from)
+            recovered = self.covers(name, resume_from, epoch)
             if recovered:
                 frames = [
                     Frame(text, name, seq, created, topic.conflatable)
@@ -168,6 +181,14 @@ class Hub:
         if len(frames) > outbox.max_messages // 2:
             return False
         return sum(f.nbytes for f in frames) <= outbox.max_bytes // 2
+
+    def covers(self, name: str, resume_from: int, epoch: str | None) -> bool:
+        """Whether a resume of ``name`` after ``resume_from`` (in ``epoch``) can be served
+        from the replay buffer as it is now."""
+        topic = self.topic(name)
+        if epoch != self.epoch or (self.relaying and not topic.relayed):
+            return False
+        return self._covers(topic, resume_from)
 
     @staticmethod
     def _covers(topic: _Topic, resume_from: int) -> bool:
@@ -216,6 +237,75 @@ class Hub:
             outbox.push(frame)
         self.fanned_out += len(topic.subscribers)
         return frame
+
+    def relay(self, name: str, seq: int, text: str) -> tuple[Frame | None, bool]:
+        """Fan out a message numbered by the feed (``text`` is its wire form, with ``seq``).
+
+        Returns ``(frame, gap)``: ``frame`` is None for a duplicate (``seq`` not above the
+        topic's), and ``gap`` is True when seqs were skipped: the replay buffer then restarts
+        at ``seq`` (it only ever holds contiguous seqs) and the shell tells the subscribers.
+        """
+        topic = self.topic(name)
+        topic.relayed = True
+        if seq <= topic.seq:
+            return None, False
+        gap = topic.seq > 0 and seq != topic.seq + 1
+        if gap:
+            topic.buffer.clear()
+        topic.seq = seq
+        now = self.clock()
+        frame = Frame(text, name, seq, now, topic.conflatable)
+        topic.last = frame
+        topic.buffer.append((seq, now, text))
+        self._trim(topic.buffer, now)
+        topic.published += 1
+        self.published += 1
+        for outbox in topic.subscribers.values():
+            outbox.push(frame)
+        self.fanned_out += len(topic.subscribers)
+        return frame, gap
+
+    def close_subscribers(self, name: str, code: int, reason: str) -> int:
+        """Ask every subscriber of ``name`` to close (e.g. 1013 after a relayed gap: they
+        resume, and the ack says ``recovered: false``). Returns how many."""
+        topic = self.topics.get(name)
+        outboxes = list(topic.subscribers.values()) if topic is not None else []
+        for outbox in outboxes:
+            outbox.request_close(code, reason)
+        return len(outboxes)
+
+    def adopt_epoch(self, epoch: str) -> bool:
+        """Take the feed's epoch; when it differs from the current one, relayed topics start
+        over (seq 0, empty buffers: their seqs belong to the old epoch). True if changed."""
+        self.relaying = True
+        if epoch == self.epoch:
+            return False
+        self.epoch = epoch
+        for topic in self.topics.values():
+            if topic.relayed:
+                topic.seq = 0
+                topic.buffer.clear()
+                topic.seeded.clear()
+                topic.last = None
+        return True
+
+    def backfill(self, name: str, entries: Iterable[tuple[int, str]]) -> int:
+        """Put older relayed entries ``(seq, text)``, ascending, in front of the replay
+        buffer: only those that extend it contiguously backwards (the last one must be just
+        before the buffer's first seq, or the topic's seq when the buffer is empty), at most
+        ``replay_hard_limit`` in all. Returns how many were added."""
+        topic = self.topic(name)
+        head = topic.buffer[0][0] if topic.buffer else topic.seq + 1
+        older = [(seq, text) for seq, text in entries if seq < head]
+        if not older or older[-1][0] != head - 1:
+            return 0
+        if any(b[0] != a[0] + 1 for a, b in pairwise(older)):
+            return 0
+        room = self.replay_hard_limit - len(topic.buffer)
+        older = older[-room:] if room > 0 else []
+        now = self.clock()
+        topic.buffer.extendleft((seq, now, text) for seq, text in reversed(older))
+        return len(older)
 
     def seed(self, message: StreamedMessage) -> int:
         """Record a message of the seeded history (before any subscriber): it takes the

@@ -52,13 +52,16 @@ class InstrumentRegistry:
     def __len__(self) -> int:
         return len(self._by_symbol)
 
-    def register(self, symbol: str) -> Instrument:
-        """Return the instrument for ``symbol``, registering it with the next id if new."""
+    def register(self, symbol: str, instrument_id: int | None = None) -> Instrument:
+        """Return the instrument for ``symbol``, registering it if new: with
+        ``instrument_id`` when given and free (the shared feed's id), else the next id."""
         symbol = normalize_symbol(symbol)
         found = self._by_symbol.get(symbol)
         if found is not None:
             return found
-        instrument = Instrument(len(self._by_id) + 1, symbol)
+        if instrument_id is None or instrument_id < 1 or instrument_id in self._by_id:
+            instrument_id = max(self._by_id, default=0) + 1
+        instrument = Instrument(instrument_id, symbol)
         self._by_symbol[symbol] = instrument
         self._by_id[instrument.instrument_id] = instrument
         return instrument

@@ -39,6 +39,7 @@ from .vocabulary import (
     Action,
     AlertCondition,
     ClientMessageType,
+    FeedState,
     ServerMessageType,
     Severity,
     StreamedMessageType,
@@ -248,6 +249,8 @@ class ConnectionStatusPayload(_Model):
     #: Messages conflated (latest-wins) for this client because it lagged, since it connected.
     conflated: int = 0
     server_version: str | None = None
+    #: ``"degraded"`` while the server cannot reach the shared feed (Redis bus).
+    feed_state: FeedState = "ok"
 
 
 class AckPayload(_Model):

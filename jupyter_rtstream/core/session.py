@@ -115,6 +115,18 @@ class ServerSession:
                 )
             )
 
+    def resume_of(self, text: str) -> tuple[str, int, str | None] | None:
+        """``(topic, resume_from, epoch)`` if ``text`` is a valid resuming subscribe, else
+        None; no side effect (the shell may fill the replay buffer before it is handled)."""
+        request = decode_client(text)
+        if not isinstance(request, Subscribe) or request.resume_from is None:
+            return None
+        try:
+            topic = self._topic(request)
+        except ProtocolError:
+            return None
+        return topic, request.resume_from, request.epoch
+
     def receive_binary(self) -> None:
         self.outbox.request_close(CloseCode.UNSUPPORTED_DATA, close_reason("BINARY_FRAME"))
 
@@ -164,6 +176,7 @@ class ServerSession:
                 heartbeat_interval=self.heartbeat_interval,
                 conflated=self.outbox.conflated,
                 server_version=self.server_version,
+                feed_state=self.hub.feed_state,
             ),
         )
 

@@ -55,6 +55,11 @@ ALERT_CONDITIONS: tuple[AlertCondition, ...] = get_args(AlertCondition)
 Trend = Literal["bullish", "bearish", "neutral"]
 TRENDS: tuple[Trend, ...] = get_args(Trend)
 VolatilityRegime = Literal["low", "normal", "high"]
+
+#: Health of the market feed as a server sees it: ``"degraded"`` while a server on the Redis
+#: bus cannot reach Redis (``feed.state`` in the status API, ``feed_state`` in
+#: ``connection_status``).
+FeedState = Literal["ok", "degraded"]
 VOLATILITY_REGIMES: tuple[VolatilityRegime, ...] = get_args(VolatilityRegime)
 
 #: The symbol of an alert subscription to every symbol (``alerts:*``).

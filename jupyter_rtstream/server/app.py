@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
+from redis.exceptions import RedisError
 from tornado.ioloop import PeriodicCallback
 from traitlets import TraitError
 
@@ -19,6 +20,8 @@ from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.messages import utc_now
 from ..core.session import Limits
+from .bus import RedisRelay
+from .bus_snapshot import snapshot_from_stream
 from .feed import BackgroundSource, FeedRunner, SimulatedMarket
 from .flush import Flusher
 from .handlers import HANDLERS
@@ -68,7 +71,8 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             outbox_max_bytes=self.outbox_max_bytes,
             outbox_max_messages=self.outbox_max_messages,
         )
-        self.instruments = InstrumentRegistry(self.symbols if self.feed == "simulated" else [])
+        embedded = self.bus == "local" and self.feed == "simulated"
+        self.instruments = InstrumentRegistry(self.symbols if embedded else [])
         # Opened and read here, before the server serves; afterwards only through the worker.
         self.store = AlertStore(self.db_path or self._default_db_path())
         stored_rules = self.store.rules()
@@ -111,6 +115,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         self.connections: set[Connection] = set()
         self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
+        self.relay: RedisRelay | None = None
         self._timers: list[PeriodicCallback] = []
         self.version = __version__
 
@@ -136,7 +141,9 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await super()._start_jupyter_server_extension(serverapp)  # type: ignore[no-untyped-call]
-        if self.feed == "simulated":
+        if self.bus == "redis":
+            await self._start_relay()
+        elif self.feed == "simulated":
             market = SimulatedMarket(self.symbols, seed=self.seed, volatility=self.volatility)
             # The seeded history warms the analytics and is kept as each topic's seeded
             # history (GET rtstream/api/instruments/{symbol}/history), one round per
@@ -156,7 +163,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             self.feed_runner = SyntheticPublisher(
                 self.hub, self.instruments, self.synthetic_rate, self.synthetic_topics, self.log
             )
-        if self.analytics_interval > 0:
+        if self.analytics_interval > 0 and self.relay is None:
             self.pipeline.publish_analysis(self.analytics_interval)
             self._every(self.analytics_interval, self._analyse)
         if self.heartbeat_interval > 0:
@@ -165,12 +172,57 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         if self.feed_runner is not None:
             self.feed_runner.start()
         self.log.info(
-            "rtstream %s: feed=%s symbols=%s epoch=%s",
+            "rtstream %s: bus=%s feed=%s symbols=%s epoch=%s",
             __version__,
+            self.bus,
             self.feed,
             ",".join(i.symbol for i in self.instruments),
             self.hub.epoch,
         )
+
+    async def _start_relay(self) -> None:
+        """bus='redis': no feed here; one reader task relays the shared streams."""
+        hub = self.hub
+        self.relay = relay = RedisRelay(
+            self.redis_url,
+            hub,
+            self.instruments,
+            self.pipeline.on_relayed,
+            warm=self.replay_buffer_size,
+            on_state=self._feed_state_changed,
+            on_gap=lambda topic: hub.close_subscribers(
+                topic, CloseCode.TRY_AGAIN_LATER, close_reason("FEED_GAP", retry_after=0.5)
+            ),
+            on_epoch=lambda epoch: self._close_all(CloseCode.GOING_AWAY, "FEED_RESTART"),
+        )
+        try:  # before serving, so the shared symbols are known to the first client
+            await asyncio.wait_for(relay.sync(), timeout=3.0)
+            relay.state = hub.feed_state = "ok"
+        except (asyncio.TimeoutError, RedisError, OSError) as exc:
+            hub.feed_state = "degraded"
+            self.log.warning("rtstream: Redis bus %s not ready (%s)", self.redis_url, exc)
+        relay.start()
+
+    def _feed_state_changed(self, state: str) -> None:
+        self.log.info("rtstream: shared feed %s", state)
+        for connection in list(self.connections):  # tell every client now, not at the beat
+            connection.session.heartbeat()
+
+    def _close_all(self, code: int, reason: str) -> None:
+        for connection in list(self.connections):
+            retry_after = 0.5 + random.uniform(0.0, 2.0)
+            connection.shutdown(code, close_reason(reason, retry_after))
+
+    def read_only_symbols(self) -> frozenset[str]:
+        """Symbols of the shared feed: POSTed ticks for them get 409 READ_ONLY_SYMBOL."""
+        return self.relay.shared if self.relay is not None else frozenset()
+
+    def snapshot(self, symbol: str) -> dict[str, Any] | None:
+        if self.relay is not None:
+            found = snapshot_from_stream(self.hub, self.instruments, symbol)
+            if found is not None:
+                return found
+        return self.pipeline.snapshot(symbol)
 
     def _every(self, seconds: float, callback: Any) -> None:
         timer = PeriodicCallback(callback, seconds * 1000)
@@ -190,6 +242,8 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             timer.stop()
         if self.feed_runner is not None:
             await self.feed_runner.stop()  # never raises: a dead task is logged
+        if self.relay is not None:
+            await self.relay.stop()
         connections = list(self.connections)
         window = min(30.0, 1.0 + 0.05 * len(connections))
         for connection in connections:
@@ -204,9 +258,13 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
 
     def feed_status(self) -> dict[str, Any]:
         runner = self.feed_runner
+        relay = self.relay.status() if self.relay is not None else {"state": "ok", "bus": "local"}
         return {
-            "kind": self.feed,
-            "running": bool(runner and runner.running),
+            **relay,
+            "kind": self.feed if self.relay is None else "redis",
+            "running": (
+                bool(runner and runner.running) if self.relay is None else relay["state"] == "ok"
+            ),
             "alerts_fired": self.pipeline.alerts,
             "alerts_dropped": self.pipeline.alerts_dropped,
             "alerts_pending": self.pipeline.committer.pending,

@@ -126,6 +126,25 @@ class Pipeline:
             self.committer.submit(result.alerts)
         return instrument
 
+    def on_relayed(self, tick: Tick, live: bool = True) -> None:
+        """A tick of the shared feed (Redis bus), published already by the feed service:
+        it updates this server's analytics and instrument and, when ``live``, evaluates this
+        server's alert rules (a fired alert is committed, then published here)."""
+        try:
+            result = self.engine.on_tick(
+                tick.symbol, tick.price, tick.volume, tick.timestamp, evaluate_rules=live
+            )
+        except ValueError:
+            log.warning("rtstream: relayed tick refused by the analytics: %s", tick)
+            return
+        instrument = self.instruments.register(tick.symbol)
+        instrument.apply(tick.price, tick.volume, tick.timestamp)
+        self.ticks += 1
+        self._active.pop(instrument.symbol, None)
+        self._active[instrument.symbol] = self.clock()
+        if result.alerts:
+            self.committer.submit(result.alerts)
+
     def publish_tick(self, tick: Tick) -> None:
         """Apply and publish one tick (the tick sources' callback)."""
         self.on_tick(tick)

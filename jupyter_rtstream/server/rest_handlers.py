@@ -244,7 +244,7 @@ class InstrumentSnapshotHandler(_ApiHandler):
     @web.authenticated
     @authorized
     async def get(self, symbol: str) -> None:
-        snapshot = self.app.pipeline.snapshot(symbol)
+        snapshot = self.app.snapshot(symbol)
         if snapshot is None:
             self.write_error_json(404, "UNKNOWN_INSTRUMENT", f"unknown symbol {symbol!r}")
             return
@@ -399,6 +399,16 @@ class TicksHandler(_JsonBodyHandler):
                     f"more than {app.max_clock_skew:g} s ahead of the server clock",
                 )
                 return
+        shared = app.read_only_symbols()
+        refused = sorted({t.symbol for t in batch.ticks if t.symbol in shared})
+        if refused:
+            self.write_error_json(
+                409,
+                ErrorCode.READ_ONLY_SYMBOL.value,
+                f"{', '.join(refused)} belong(s) to the shared feed (read-only here); "
+                "nothing applied",
+            )
+            return
         new = {t.symbol for t in batch.ticks if t.symbol not in app.instruments}
         if len(app.instruments) + len(new) > app.max_symbols:
             self.write_error_json(

@@ -15,6 +15,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.session import Limits, ServerSession
+from .bus import RedisRelay
 from .flush import Flusher
 from .pipeline import Pipeline
 from .store_worker import StoreWorker
@@ -54,7 +55,14 @@ class Runtime(Protocol):
     max_clock_skew: float
     max_connections_per_user: int
 
+    #: The Redis bus reader (``bus = "redis"``), else None.
+    relay: RedisRelay | None
+
     def feed_status(self) -> dict[str, Any]: ...
+
+    def read_only_symbols(self) -> frozenset[str]: ...
+
+    def snapshot(self, symbol: str) -> dict[str, Any] | None: ...
 
 
 class RtstreamHandlerMixin(ExtensionHandlerMixin):

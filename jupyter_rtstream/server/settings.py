@@ -64,6 +64,15 @@ class RtstreamSettings(HasTraits):
         help="Tick source: 'simulated' (embedded GBM feed), 'csv' (replay csv_path), "
         "'synthetic' (benchmark publisher: synthetic_rate msg/s over synthetic_topics) or 'none'.",
     ).tag(config=True)
+    bus = Enum(
+        ("local", "redis"),
+        default_value="local",
+        help="'local': this server runs its own feed (embedded). 'redis': it runs none and "
+        "relays the shared feed service (`jupyter rtstream feed`) from redis_url.",
+    ).tag(config=True)
+    redis_url = Unicode(
+        "redis://127.0.0.1:6379/0", help="Redis of the shared feed when bus='redis'."
+    ).tag(config=True)
     csv_path = Unicode("", help="CSV file (timestamp,symbol,price,volume) for feed='csv'.").tag(
         config=True
     )

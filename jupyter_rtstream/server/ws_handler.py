@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -25,6 +26,7 @@ from ..core.errors import CloseCode, close_reason
 from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
 from ..core.outbox import Frame
 from ..core.session import ServerSession
+from .bus import RedisRelay
 from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 from .wire import wire_bytes
 
@@ -98,12 +100,27 @@ class StreamWebSocketHandler(
         self.session.opened()
         self.log.debug("rtstream: client %s connected", self.session.client_id)
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if getattr(self, "session", None) is None:
-            return  # refused in open() (CONNECTION_LIMIT): frames before the close are dropped
+            return None  # refused in open() (CONNECTION_LIMIT): frames dropped before close
         if isinstance(message, bytes):
             self.session.receive_binary()
-        else:
+            return None
+        relay = self.app.relay
+        if relay is not None and '"resume_from"' in message:
+            resume = self.session.resume_of(message)
+            if resume is not None and not self.app.hub.covers(*resume):
+                # Tornado awaits this before reading the next frame: order is kept.
+                return self._fill_then_receive(relay, resume, message)
+        self.session.receive_text(message)
+        return None
+
+    async def _fill_then_receive(
+        self, relay: RedisRelay, resume: tuple[str, int, str | None], message: str
+    ) -> None:
+        """A resume beyond the local replay buffer: read the gap back from the bus first."""
+        await relay.fill(*resume)
+        if not self._closing:
             self.session.receive_text(message)
 
     def on_close(self) -> None:

@@ -111,6 +111,7 @@ def test_error_codes_are_enumerated(schema: dict[str, Any]) -> None:
         "SYMBOL_LIMIT",
         "RULE_LIMIT",
         "INVALID_TICK",
+        "READ_ONLY_SYMBOL",
     }
 
 

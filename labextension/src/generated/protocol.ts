@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'INTERNAL_ERROR'
   | 'SYMBOL_LIMIT'
   | 'RULE_LIMIT'
-  | 'INVALID_TICK';
+  | 'INVALID_TICK'
+  | 'READ_ONLY_SYMBOL';
 
 export interface MarketData {
   data: MarketDataPayload;
@@ -130,6 +131,7 @@ export interface ConnectionStatusPayload {
   conflated?: number;
   connected_at: string;
   epoch: string;
+  feed_state?: 'ok' | 'degraded';
   heartbeat_interval?: number | null;
   last_heartbeat: string;
   protocol_versions?: string[];

@@ -2385,6 +2385,7 @@ const schema22 = {
     conflated: { default: 0, title: 'Conflated', type: 'integer' },
     connected_at: { format: 'date-time', title: 'Connected At', type: 'string' },
     epoch: { title: 'Epoch', type: 'string' },
+    feed_state: { default: 'ok', enum: ['ok', 'degraded'], title: 'Feed State', type: 'string' },
     heartbeat_interval: {
       anyOf: [{ type: 'number' }, { type: 'null' }],
       default: null,
@@ -2555,255 +2556,142 @@ function validate34(
                         var valid2 = true;
                       }
                       if (valid2) {
-                        if (data0.heartbeat_interval !== undefined) {
-                          let data5 = data0.heartbeat_interval;
+                        if (data0.feed_state !== undefined) {
+                          let data5 = data0.feed_state;
                           const _errs12 = errors;
-                          const _errs13 = errors;
-                          let valid3 = false;
-                          const _errs14 = errors;
-                          if (!(typeof data5 == 'number' && isFinite(data5))) {
-                            const err0 = {
-                              instancePath: instancePath + '/data/heartbeat_interval',
-                              schemaPath:
-                                '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf/0/type',
-                              keyword: 'type',
-                              params: { type: 'number' },
-                              message: 'must be number',
-                            };
-                            if (vErrors === null) {
-                              vErrors = [err0];
-                            } else {
-                              vErrors.push(err0);
-                            }
-                            errors++;
-                          }
-                          var _valid0 = _errs14 === errors;
-                          valid3 = valid3 || _valid0;
-                          if (!valid3) {
-                            const _errs16 = errors;
-                            if (data5 !== null) {
-                              const err1 = {
-                                instancePath: instancePath + '/data/heartbeat_interval',
+                          if (typeof data5 !== 'string') {
+                            validate34.errors = [
+                              {
+                                instancePath: instancePath + '/data/feed_state',
                                 schemaPath:
-                                  '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf/1/type',
+                                  '#/$defs/ConnectionStatusPayload/properties/feed_state/type',
                                 keyword: 'type',
-                                params: { type: 'null' },
-                                message: 'must be null',
-                              };
-                              if (vErrors === null) {
-                                vErrors = [err1];
-                              } else {
-                                vErrors.push(err1);
-                              }
-                              errors++;
-                            }
-                            var _valid0 = _errs16 === errors;
-                            valid3 = valid3 || _valid0;
-                          }
-                          if (!valid3) {
-                            const err2 = {
-                              instancePath: instancePath + '/data/heartbeat_interval',
-                              schemaPath:
-                                '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf',
-                              keyword: 'anyOf',
-                              params: {},
-                              message: 'must match a schema in anyOf',
-                            };
-                            if (vErrors === null) {
-                              vErrors = [err2];
-                            } else {
-                              vErrors.push(err2);
-                            }
-                            errors++;
-                            validate34.errors = vErrors;
+                                params: { type: 'string' },
+                                message: 'must be string',
+                              },
+                            ];
                             return false;
-                          } else {
-                            errors = _errs13;
-                            if (vErrors !== null) {
-                              if (_errs13) {
-                                vErrors.length = _errs13;
-                              } else {
-                                vErrors = null;
-                              }
-                            }
+                          }
+                          if (!(data5 === 'ok' || data5 === 'degraded')) {
+                            validate34.errors = [
+                              {
+                                instancePath: instancePath + '/data/feed_state',
+                                schemaPath:
+                                  '#/$defs/ConnectionStatusPayload/properties/feed_state/enum',
+                                keyword: 'enum',
+                                params: { allowedValues: schema22.properties.feed_state.enum },
+                                message: 'must be equal to one of the allowed values',
+                              },
+                            ];
+                            return false;
                           }
                           var valid2 = _errs12 === errors;
                         } else {
                           var valid2 = true;
                         }
                         if (valid2) {
-                          if (data0.last_heartbeat !== undefined) {
-                            let data6 = data0.last_heartbeat;
-                            const _errs18 = errors;
-                            if (errors === _errs18) {
-                              if (errors === _errs18) {
-                                if (typeof data6 === 'string') {
-                                  if (!formats0.validate(data6)) {
-                                    validate34.errors = [
-                                      {
-                                        instancePath: instancePath + '/data/last_heartbeat',
-                                        schemaPath:
-                                          '#/$defs/ConnectionStatusPayload/properties/last_heartbeat/format',
-                                        keyword: 'format',
-                                        params: { format: 'date-time' },
-                                        message: 'must match format "' + 'date-time' + '"',
-                                      },
-                                    ];
-                                    return false;
-                                  }
+                          if (data0.heartbeat_interval !== undefined) {
+                            let data6 = data0.heartbeat_interval;
+                            const _errs14 = errors;
+                            const _errs15 = errors;
+                            let valid3 = false;
+                            const _errs16 = errors;
+                            if (!(typeof data6 == 'number' && isFinite(data6))) {
+                              const err0 = {
+                                instancePath: instancePath + '/data/heartbeat_interval',
+                                schemaPath:
+                                  '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf/0/type',
+                                keyword: 'type',
+                                params: { type: 'number' },
+                                message: 'must be number',
+                              };
+                              if (vErrors === null) {
+                                vErrors = [err0];
+                              } else {
+                                vErrors.push(err0);
+                              }
+                              errors++;
+                            }
+                            var _valid0 = _errs16 === errors;
+                            valid3 = valid3 || _valid0;
+                            if (!valid3) {
+                              const _errs18 = errors;
+                              if (data6 !== null) {
+                                const err1 = {
+                                  instancePath: instancePath + '/data/heartbeat_interval',
+                                  schemaPath:
+                                    '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf/1/type',
+                                  keyword: 'type',
+                                  params: { type: 'null' },
+                                  message: 'must be null',
+                                };
+                                if (vErrors === null) {
+                                  vErrors = [err1];
                                 } else {
-                                  validate34.errors = [
-                                    {
-                                      instancePath: instancePath + '/data/last_heartbeat',
-                                      schemaPath:
-                                        '#/$defs/ConnectionStatusPayload/properties/last_heartbeat/type',
-                                      keyword: 'type',
-                                      params: { type: 'string' },
-                                      message: 'must be string',
-                                    },
-                                  ];
-                                  return false;
+                                  vErrors.push(err1);
+                                }
+                                errors++;
+                              }
+                              var _valid0 = _errs18 === errors;
+                              valid3 = valid3 || _valid0;
+                            }
+                            if (!valid3) {
+                              const err2 = {
+                                instancePath: instancePath + '/data/heartbeat_interval',
+                                schemaPath:
+                                  '#/$defs/ConnectionStatusPayload/properties/heartbeat_interval/anyOf',
+                                keyword: 'anyOf',
+                                params: {},
+                                message: 'must match a schema in anyOf',
+                              };
+                              if (vErrors === null) {
+                                vErrors = [err2];
+                              } else {
+                                vErrors.push(err2);
+                              }
+                              errors++;
+                              validate34.errors = vErrors;
+                              return false;
+                            } else {
+                              errors = _errs15;
+                              if (vErrors !== null) {
+                                if (_errs15) {
+                                  vErrors.length = _errs15;
+                                } else {
+                                  vErrors = null;
                                 }
                               }
                             }
-                            var valid2 = _errs18 === errors;
+                            var valid2 = _errs14 === errors;
                           } else {
                             var valid2 = true;
                           }
                           if (valid2) {
-                            if (data0.protocol_versions !== undefined) {
-                              let data7 = data0.protocol_versions;
+                            if (data0.last_heartbeat !== undefined) {
+                              let data7 = data0.last_heartbeat;
                               const _errs20 = errors;
                               if (errors === _errs20) {
-                                if (Array.isArray(data7)) {
-                                  var valid4 = true;
-                                  const len0 = data7.length;
-                                  for (let i0 = 0; i0 < len0; i0++) {
-                                    const _errs22 = errors;
-                                    if (typeof data7[i0] !== 'string') {
+                                if (errors === _errs20) {
+                                  if (typeof data7 === 'string') {
+                                    if (!formats0.validate(data7)) {
                                       validate34.errors = [
                                         {
-                                          instancePath:
-                                            instancePath + '/data/protocol_versions/' + i0,
+                                          instancePath: instancePath + '/data/last_heartbeat',
                                           schemaPath:
-                                            '#/$defs/ConnectionStatusPayload/properties/protocol_versions/items/type',
-                                          keyword: 'type',
-                                          params: { type: 'string' },
-                                          message: 'must be string',
+                                            '#/$defs/ConnectionStatusPayload/properties/last_heartbeat/format',
+                                          keyword: 'format',
+                                          params: { format: 'date-time' },
+                                          message: 'must match format "' + 'date-time' + '"',
                                         },
                                       ];
                                       return false;
                                     }
-                                    var valid4 = _errs22 === errors;
-                                    if (!valid4) {
-                                      break;
-                                    }
-                                  }
-                                } else {
-                                  validate34.errors = [
-                                    {
-                                      instancePath: instancePath + '/data/protocol_versions',
-                                      schemaPath:
-                                        '#/$defs/ConnectionStatusPayload/properties/protocol_versions/type',
-                                      keyword: 'type',
-                                      params: { type: 'array' },
-                                      message: 'must be array',
-                                    },
-                                  ];
-                                  return false;
-                                }
-                              }
-                              var valid2 = _errs20 === errors;
-                            } else {
-                              var valid2 = true;
-                            }
-                            if (valid2) {
-                              if (data0.server_version !== undefined) {
-                                let data9 = data0.server_version;
-                                const _errs24 = errors;
-                                const _errs25 = errors;
-                                let valid5 = false;
-                                const _errs26 = errors;
-                                if (typeof data9 !== 'string') {
-                                  const err3 = {
-                                    instancePath: instancePath + '/data/server_version',
-                                    schemaPath:
-                                      '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf/0/type',
-                                    keyword: 'type',
-                                    params: { type: 'string' },
-                                    message: 'must be string',
-                                  };
-                                  if (vErrors === null) {
-                                    vErrors = [err3];
                                   } else {
-                                    vErrors.push(err3);
-                                  }
-                                  errors++;
-                                }
-                                var _valid1 = _errs26 === errors;
-                                valid5 = valid5 || _valid1;
-                                if (!valid5) {
-                                  const _errs28 = errors;
-                                  if (data9 !== null) {
-                                    const err4 = {
-                                      instancePath: instancePath + '/data/server_version',
-                                      schemaPath:
-                                        '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf/1/type',
-                                      keyword: 'type',
-                                      params: { type: 'null' },
-                                      message: 'must be null',
-                                    };
-                                    if (vErrors === null) {
-                                      vErrors = [err4];
-                                    } else {
-                                      vErrors.push(err4);
-                                    }
-                                    errors++;
-                                  }
-                                  var _valid1 = _errs28 === errors;
-                                  valid5 = valid5 || _valid1;
-                                }
-                                if (!valid5) {
-                                  const err5 = {
-                                    instancePath: instancePath + '/data/server_version',
-                                    schemaPath:
-                                      '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf',
-                                    keyword: 'anyOf',
-                                    params: {},
-                                    message: 'must match a schema in anyOf',
-                                  };
-                                  if (vErrors === null) {
-                                    vErrors = [err5];
-                                  } else {
-                                    vErrors.push(err5);
-                                  }
-                                  errors++;
-                                  validate34.errors = vErrors;
-                                  return false;
-                                } else {
-                                  errors = _errs25;
-                                  if (vErrors !== null) {
-                                    if (_errs25) {
-                                      vErrors.length = _errs25;
-                                    } else {
-                                      vErrors = null;
-                                    }
-                                  }
-                                }
-                                var valid2 = _errs24 === errors;
-                              } else {
-                                var valid2 = true;
-                              }
-                              if (valid2) {
-                                if (data0.status !== undefined) {
-                                  let data10 = data0.status;
-                                  const _errs30 = errors;
-                                  if (typeof data10 !== 'string') {
                                     validate34.errors = [
                                       {
-                                        instancePath: instancePath + '/data/status',
+                                        instancePath: instancePath + '/data/last_heartbeat',
                                         schemaPath:
-                                          '#/$defs/ConnectionStatusPayload/properties/status/type',
+                                          '#/$defs/ConnectionStatusPayload/properties/last_heartbeat/type',
                                         keyword: 'type',
                                         params: { type: 'string' },
                                         message: 'must be string',
@@ -2811,69 +2699,217 @@ function validate34(
                                     ];
                                     return false;
                                   }
-                                  if ('connected' !== data10) {
-                                    validate34.errors = [
-                                      {
-                                        instancePath: instancePath + '/data/status',
-                                        schemaPath:
-                                          '#/$defs/ConnectionStatusPayload/properties/status/const',
-                                        keyword: 'const',
-                                        params: { allowedValue: 'connected' },
-                                        message: 'must be equal to constant',
-                                      },
-                                    ];
-                                    return false;
-                                  }
-                                  var valid2 = _errs30 === errors;
-                                } else {
-                                  var valid2 = true;
                                 }
-                                if (valid2) {
-                                  if (data0.subscriptions !== undefined) {
-                                    let data11 = data0.subscriptions;
-                                    const _errs32 = errors;
-                                    if (errors === _errs32) {
-                                      if (Array.isArray(data11)) {
-                                        var valid6 = true;
-                                        const len1 = data11.length;
-                                        for (let i1 = 0; i1 < len1; i1++) {
-                                          const _errs34 = errors;
-                                          if (typeof data11[i1] !== 'string') {
-                                            validate34.errors = [
-                                              {
-                                                instancePath:
-                                                  instancePath + '/data/subscriptions/' + i1,
-                                                schemaPath:
-                                                  '#/$defs/ConnectionStatusPayload/properties/subscriptions/items/type',
-                                                keyword: 'type',
-                                                params: { type: 'string' },
-                                                message: 'must be string',
-                                              },
-                                            ];
-                                            return false;
-                                          }
-                                          var valid6 = _errs34 === errors;
-                                          if (!valid6) {
-                                            break;
-                                          }
-                                        }
-                                      } else {
+                              }
+                              var valid2 = _errs20 === errors;
+                            } else {
+                              var valid2 = true;
+                            }
+                            if (valid2) {
+                              if (data0.protocol_versions !== undefined) {
+                                let data8 = data0.protocol_versions;
+                                const _errs22 = errors;
+                                if (errors === _errs22) {
+                                  if (Array.isArray(data8)) {
+                                    var valid4 = true;
+                                    const len0 = data8.length;
+                                    for (let i0 = 0; i0 < len0; i0++) {
+                                      const _errs24 = errors;
+                                      if (typeof data8[i0] !== 'string') {
                                         validate34.errors = [
                                           {
-                                            instancePath: instancePath + '/data/subscriptions',
+                                            instancePath:
+                                              instancePath + '/data/protocol_versions/' + i0,
                                             schemaPath:
-                                              '#/$defs/ConnectionStatusPayload/properties/subscriptions/type',
+                                              '#/$defs/ConnectionStatusPayload/properties/protocol_versions/items/type',
                                             keyword: 'type',
-                                            params: { type: 'array' },
-                                            message: 'must be array',
+                                            params: { type: 'string' },
+                                            message: 'must be string',
                                           },
                                         ];
                                         return false;
                                       }
+                                      var valid4 = _errs24 === errors;
+                                      if (!valid4) {
+                                        break;
+                                      }
+                                    }
+                                  } else {
+                                    validate34.errors = [
+                                      {
+                                        instancePath: instancePath + '/data/protocol_versions',
+                                        schemaPath:
+                                          '#/$defs/ConnectionStatusPayload/properties/protocol_versions/type',
+                                        keyword: 'type',
+                                        params: { type: 'array' },
+                                        message: 'must be array',
+                                      },
+                                    ];
+                                    return false;
+                                  }
+                                }
+                                var valid2 = _errs22 === errors;
+                              } else {
+                                var valid2 = true;
+                              }
+                              if (valid2) {
+                                if (data0.server_version !== undefined) {
+                                  let data10 = data0.server_version;
+                                  const _errs26 = errors;
+                                  const _errs27 = errors;
+                                  let valid5 = false;
+                                  const _errs28 = errors;
+                                  if (typeof data10 !== 'string') {
+                                    const err3 = {
+                                      instancePath: instancePath + '/data/server_version',
+                                      schemaPath:
+                                        '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf/0/type',
+                                      keyword: 'type',
+                                      params: { type: 'string' },
+                                      message: 'must be string',
+                                    };
+                                    if (vErrors === null) {
+                                      vErrors = [err3];
+                                    } else {
+                                      vErrors.push(err3);
+                                    }
+                                    errors++;
+                                  }
+                                  var _valid1 = _errs28 === errors;
+                                  valid5 = valid5 || _valid1;
+                                  if (!valid5) {
+                                    const _errs30 = errors;
+                                    if (data10 !== null) {
+                                      const err4 = {
+                                        instancePath: instancePath + '/data/server_version',
+                                        schemaPath:
+                                          '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf/1/type',
+                                        keyword: 'type',
+                                        params: { type: 'null' },
+                                        message: 'must be null',
+                                      };
+                                      if (vErrors === null) {
+                                        vErrors = [err4];
+                                      } else {
+                                        vErrors.push(err4);
+                                      }
+                                      errors++;
+                                    }
+                                    var _valid1 = _errs30 === errors;
+                                    valid5 = valid5 || _valid1;
+                                  }
+                                  if (!valid5) {
+                                    const err5 = {
+                                      instancePath: instancePath + '/data/server_version',
+                                      schemaPath:
+                                        '#/$defs/ConnectionStatusPayload/properties/server_version/anyOf',
+                                      keyword: 'anyOf',
+                                      params: {},
+                                      message: 'must match a schema in anyOf',
+                                    };
+                                    if (vErrors === null) {
+                                      vErrors = [err5];
+                                    } else {
+                                      vErrors.push(err5);
+                                    }
+                                    errors++;
+                                    validate34.errors = vErrors;
+                                    return false;
+                                  } else {
+                                    errors = _errs27;
+                                    if (vErrors !== null) {
+                                      if (_errs27) {
+                                        vErrors.length = _errs27;
+                                      } else {
+                                        vErrors = null;
+                                      }
+                                    }
+                                  }
+                                  var valid2 = _errs26 === errors;
+                                } else {
+                                  var valid2 = true;
+                                }
+                                if (valid2) {
+                                  if (data0.status !== undefined) {
+                                    let data11 = data0.status;
+                                    const _errs32 = errors;
+                                    if (typeof data11 !== 'string') {
+                                      validate34.errors = [
+                                        {
+                                          instancePath: instancePath + '/data/status',
+                                          schemaPath:
+                                            '#/$defs/ConnectionStatusPayload/properties/status/type',
+                                          keyword: 'type',
+                                          params: { type: 'string' },
+                                          message: 'must be string',
+                                        },
+                                      ];
+                                      return false;
+                                    }
+                                    if ('connected' !== data11) {
+                                      validate34.errors = [
+                                        {
+                                          instancePath: instancePath + '/data/status',
+                                          schemaPath:
+                                            '#/$defs/ConnectionStatusPayload/properties/status/const',
+                                          keyword: 'const',
+                                          params: { allowedValue: 'connected' },
+                                          message: 'must be equal to constant',
+                                        },
+                                      ];
+                                      return false;
                                     }
                                     var valid2 = _errs32 === errors;
                                   } else {
                                     var valid2 = true;
+                                  }
+                                  if (valid2) {
+                                    if (data0.subscriptions !== undefined) {
+                                      let data12 = data0.subscriptions;
+                                      const _errs34 = errors;
+                                      if (errors === _errs34) {
+                                        if (Array.isArray(data12)) {
+                                          var valid6 = true;
+                                          const len1 = data12.length;
+                                          for (let i1 = 0; i1 < len1; i1++) {
+                                            const _errs36 = errors;
+                                            if (typeof data12[i1] !== 'string') {
+                                              validate34.errors = [
+                                                {
+                                                  instancePath:
+                                                    instancePath + '/data/subscriptions/' + i1,
+                                                  schemaPath:
+                                                    '#/$defs/ConnectionStatusPayload/properties/subscriptions/items/type',
+                                                  keyword: 'type',
+                                                  params: { type: 'string' },
+                                                  message: 'must be string',
+                                                },
+                                              ];
+                                              return false;
+                                            }
+                                            var valid6 = _errs36 === errors;
+                                            if (!valid6) {
+                                              break;
+                                            }
+                                          }
+                                        } else {
+                                          validate34.errors = [
+                                            {
+                                              instancePath: instancePath + '/data/subscriptions',
+                                              schemaPath:
+                                                '#/$defs/ConnectionStatusPayload/properties/subscriptions/type',
+                                              keyword: 'type',
+                                              params: { type: 'array' },
+                                              message: 'must be array',
+                                            },
+                                          ];
+                                          return false;
+                                        }
+                                      }
+                                      var valid2 = _errs34 === errors;
+                                    } else {
+                                      var valid2 = true;
+                                    }
                                   }
                                 }
                               }
@@ -2904,9 +2940,9 @@ function validate34(
         }
         if (valid0) {
           if (data.message_type !== undefined) {
-            let data13 = data.message_type;
-            const _errs36 = errors;
-            if (typeof data13 !== 'string') {
+            let data14 = data.message_type;
+            const _errs38 = errors;
+            if (typeof data14 !== 'string') {
               validate34.errors = [
                 {
                   instancePath: instancePath + '/message_type',
@@ -2918,7 +2954,7 @@ function validate34(
               ];
               return false;
             }
-            if ('connection_status' !== data13) {
+            if ('connection_status' !== data14) {
               validate34.errors = [
                 {
                   instancePath: instancePath + '/message_type',
@@ -2930,18 +2966,18 @@ function validate34(
               ];
               return false;
             }
-            var valid0 = _errs36 === errors;
+            var valid0 = _errs38 === errors;
           } else {
             var valid0 = true;
           }
           if (valid0) {
             if (data.timestamp !== undefined) {
-              let data14 = data.timestamp;
-              const _errs38 = errors;
-              if (errors === _errs38) {
-                if (errors === _errs38) {
-                  if (typeof data14 === 'string') {
-                    if (!formats0.validate(data14)) {
+              let data15 = data.timestamp;
+              const _errs40 = errors;
+              if (errors === _errs40) {
+                if (errors === _errs40) {
+                  if (typeof data15 === 'string') {
+                    if (!formats0.validate(data15)) {
                       validate34.errors = [
                         {
                           instancePath: instancePath + '/timestamp',
@@ -2967,13 +3003,13 @@ function validate34(
                   }
                 }
               }
-              var valid0 = _errs38 === errors;
+              var valid0 = _errs40 === errors;
             } else {
               var valid0 = true;
             }
             if (valid0) {
               if (data.version !== undefined) {
-                const _errs40 = errors;
+                const _errs42 = errors;
                 if (typeof data.version !== 'string') {
                   validate34.errors = [
                     {
@@ -2986,7 +3022,7 @@ function validate34(
                   ];
                   return false;
                 }
-                var valid0 = _errs40 === errors;
+                var valid0 = _errs42 === errors;
               } else {
                 var valid0 = true;
               }
@@ -3866,6 +3902,7 @@ const schema27 = {
     'SYMBOL_LIMIT',
     'RULE_LIMIT',
     'INVALID_TICK',
+    'READ_ONLY_SYMBOL',
   ],
   title: 'ErrorCode',
   type: 'string',
@@ -3921,7 +3958,8 @@ function validate26(
             data0 === 'INTERNAL_ERROR' ||
             data0 === 'SYMBOL_LIMIT' ||
             data0 === 'RULE_LIMIT' ||
-            data0 === 'INVALID_TICK'
+            data0 === 'INVALID_TICK' ||
+            data0 === 'READ_ONLY_SYMBOL'
           )) {
             validate26.errors = [
               {
