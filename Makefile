@@ -7,7 +7,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PORT ?= 8888
 
 .PHONY: setup demo test test-repeat lint typecheck schema pytest bench clean \
-	labextension lab-check browser uitest bench-browser
+	labextension lab-check browser redis uitest bench-browser
 NPM_STAMP := labextension/node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
@@ -37,7 +37,19 @@ $(HUB_PROXY_STAMP): tests/hub/package-lock.json
 	cd tests/hub && npm ci --no-audit --no-fund
 	touch $@
 
-pytest: setup $(HUB_PROXY_STAMP)
+# Debian's redis-server for the shared-feed tests (tests/bus start their own on a free port):
+# installed here when missing and we are root, as on CI.
+redis:
+	@if ! command -v redis-server >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq redis-server; \
+		else \
+			echo "The shared-feed tests need redis-server: apt-get install redis-server" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+pytest: setup redis $(HUB_PROXY_STAMP)
 	$(PY) -m pytest --ignore=tests/ui
 	$(PY) -m pytest --nbval notebooks -p jupyter_rtstream.testing --rtstream-server
 
