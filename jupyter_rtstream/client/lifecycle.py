@@ -41,8 +41,9 @@ from .state import CloseInfo, ConnectionState, StateChange, StreamStats
 
 log = logging.getLogger("jupyter_rtstream.client")
 
-#: HTTP answers to the upgrade that mean "your credentials are refused" (final).
-FINAL_HTTP = frozenset({401, 403})
+#: The refusals (final, see core.backoff.REFUSED_HTTP) that mean "your credentials are
+#: refused": they end the stream with an AuthenticationError.
+AUTH_REFUSED_HTTP = frozenset({401, 403})
 #: The ``last_close`` of a connection replaced because it went silent.
 HEARTBEAT_TIMEOUT = "heartbeat timeout"
 
@@ -172,7 +173,7 @@ class ConnectionLifecycle:
             failure = TIMEOUT if timeout else Failure(FailureKind.UNREACHABLE, None, "refused")
         if failure.kind is FailureKind.REFUSED:
             self.last_failure = failure
-            if http_status in FINAL_HTTP:
+            if http_status in AUTH_REFUSED_HTTP:
                 self.finish(AuthenticationError(description, http_status or 0))
             else:
                 self.finish(StreamClosed(description))

@@ -20,7 +20,7 @@ from tornado.websocket import WebSocketClientConnection, WebSocketError, websock
 from ..core.backoff import parse_retry_after
 from ..core.messages import SUBPROTOCOL
 from .discovery import ServerInfo
-from .lifecycle import FINAL_HTTP
+from .lifecycle import AUTH_REFUSED_HTTP
 from .options import StreamOptions
 
 
@@ -116,7 +116,7 @@ def classify_open_error(exc: BaseException) -> OpenFailure:
 
 def describe_http_error(server: ServerInfo, exc: HTTPClientError) -> str:
     """What a refused or failed upgrade means, with the hint that fixes it."""
-    if exc.code in FINAL_HTTP:
+    if exc.code in AUTH_REFUSED_HTTP:
         return (
             f"the server at {server.url} refused our credentials (HTTP {exc.code}) "
             f"for {server.ws_url}; token from {server.source}"

@@ -66,10 +66,11 @@ def test_dashboard_on_a_live_stream(
         assert rule is not None and rule["rule_id"] >= 1, form.message.value
         await api.post_ticks([{"symbol": "WIDG", "price": p, "volume": 5} for p in (10.5, 12.0)])
         await wait_until(lambda: bool(dashboard.alerts.items))
-        await asyncio.sleep(0.2)
+        # The feed's and the chart's next frames.
+        await wait_until(lambda: "&lt;b&gt;breakout" in dashboard.alerts.value, what="the feed")
+        await wait_until(lambda: dashboard.charts["WIDG"].shown["price"] == 12.0, what="chart")
         assert dashboard.alerts.items[0].rule_name == "<b>breakout</b>"
-        assert "&lt;b&gt;breakout" in dashboard.alerts.value
-        assert dashboard.charts["WIDG"].shown["price"] == 12.0
+        assert "<b>breakout" not in dashboard.alerts.value
         history = await api.alerts(since=0)
         assert [a.alert_id for a in history] == [dashboard.alerts.items[0].alert_id]
         with pytest.raises(RestError) as refused:
