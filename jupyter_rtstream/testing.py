@@ -138,7 +138,11 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the test
+            raise
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
