@@ -11,10 +11,12 @@ controls, fed by a :class:`~jupyter_rtstream.client.Stream` (or by ``handle()`` 
     await dashboard.aclose()                           # stop updating, unsubscribe
 
 Rendering budget: each piece (every chart, the feed, the badge) has its own frame limiter,
-``fps`` frames per second at most (default 10; the table ``table_fps``, default twice that),
-each frame one comm message per changed widget, so a feed of 1,000 messages/s costs the
-kernel's iopub channel about 40 comm messages per second per chart, not thousands. See
-:mod:`._render`.
+``fps`` frames per second at most (default 30; the table ``table_fps``, default 10: a whole
+HTML table re-laid out by the browser, read by a person), each frame one comm message per
+changed widget (a chart's frame between rebases: its tail and its header), and every frame
+paid for from the kernel's one iopub budget, so a feed of 1,000 messages/s costs the
+kernel's iopub channel a few hundred comm messages per second, not thousands. See
+:mod:`._render` and :mod:`.chart`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
+#: Most frames per second of the indicator table (it re-renders as a whole).
+DEFAULT_TABLE_FPS = 10.0
 #: What the dashboard subscribes to for each symbol.
 DEFAULT_KINDS: tuple[SubscriptionType, ...] = SUBSCRIPTION_TYPES
 #: Stream events the dashboard listens to.
@@ -89,9 +93,10 @@ class Dashboard(VBox):  # type: ignore[misc]
         self.stream: Stream | None = None
         self.rest: RestAPI | None = None
         self.fps = fps
-        # The table is one small HTML message per frame and shows every symbol (ticks and
-        # analytics): it gets twice the charts' rate unless told otherwise.
-        self.table_fps = 2 * fps if table_fps is None else table_fps
+        # The table is one HTML message per frame that the browser re-lays out whole: at
+        # the charts' rate it cost the browser as much as the charts; a person reads it at
+        # a few updates per second (it always ends on the latest values).
+        self.table_fps = min(fps, DEFAULT_TABLE_FPS) if table_fps is None else table_fps
         self.coalesce = coalesce
         self.window = window
         self.overlays = tuple(overlays)
