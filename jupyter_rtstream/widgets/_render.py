@@ -29,7 +29,7 @@ from ..core.ratelimit import TokenBucket
 log = logging.getLogger("jupyter_rtstream.widgets")
 
 #: Most frames per second of one widget: its frame interval is ``1 / fps``.
-DEFAULT_FPS = 30.0
+DEFAULT_FPS = 60.0
 #: Delay of a leading-edge frame: 0, the loop's next turn (messages of the same turn share it).
 DEFAULT_COALESCE = 0.0
 #: Frames a widget may send back to back before the ``fps`` pacing applies.
@@ -47,7 +47,7 @@ DEFAULT_SHARE = 0.5
 #: Below iopub's share, so under load this, not iopub, sets the kernel's frame rate.
 BROWSER_MSG_RATE = 150.0
 #: Depth of the shared budget, in seconds of its rates.
-BUDGET_BURST = 0.25
+BUDGET_BURST = 1.0
 #: Latency samples kept for the percentiles (the most recent ones).
 LATENCY_SAMPLES = 10_000
 

@@ -11,12 +11,12 @@ controls, fed by a :class:`~jupyter_rtstream.client.Stream` (or by ``handle()`` 
     await dashboard.aclose()                           # stop updating, unsubscribe
 
 Rendering budget: each piece (every chart, the feed, the badge) has its own frame limiter,
-``fps`` frames per second at most (default 30; the table ``table_fps``, default 10: a whole
-HTML table re-laid out by the browser, read by a person), each frame one comm message per
-changed widget (a chart's frame between rebases: its tail and its header), and every frame
-paid for from the kernel's one iopub budget, so a feed of 1,000 messages/s costs the
-kernel's iopub channel a few hundred comm messages per second, not thousands. See
-:mod:`._render` and :mod:`.chart`.
+``fps`` frames per second at most (default 60, the table too unless ``table_fps`` says
+otherwise), each frame one comm message per changed widget (a chart's frame between
+rebases: its tail and its header), and every frame paid for from the kernel's one budget
+(:class:`~._render.FrameBudget`: iopub's limits and what the browser renders without
+falling behind), so a feed of 1,000 messages/s costs the kernel's iopub channel about 150
+comm messages per second, not thousands. See :mod:`._render` and :mod:`.chart`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_rtstream.widgets")
 
-#: Most frames per second of the indicator table (it re-renders as a whole).
-DEFAULT_TABLE_FPS = 10.0
 #: What the dashboard subscribes to for each symbol.
 DEFAULT_KINDS: tuple[SubscriptionType, ...] = SUBSCRIPTION_TYPES
 #: Stream events the dashboard listens to.
@@ -93,10 +91,9 @@ class Dashboard(VBox):  # type: ignore[misc]
         self.stream: Stream | None = None
         self.rest: RestAPI | None = None
         self.fps = fps
-        # The table is one HTML message per frame that the browser re-lays out whole: at
-        # the charts' rate it cost the browser as much as the charts; a person reads it at
-        # a few updates per second (it always ends on the latest values).
-        self.table_fps = min(fps, DEFAULT_TABLE_FPS) if table_fps is None else table_fps
+        # The table is one HTML message per frame (the whole table): the charts' rate, not
+        # more; a lower one would hold its messages back (``stats()`` counts them too).
+        self.table_fps = fps if table_fps is None else table_fps
         self.coalesce = coalesce
         self.window = window
         self.overlays = tuple(overlays)
