@@ -39,7 +39,7 @@ STATS_MARK = "RTSTREAM-STATS "
 #: Tall enough for the five charts of the dashboard to be on screen at once: the browser
 #: skips painting (and JupyterLab's notebook windowing may skip laying out) what is out
 #: of view, so a measurement with the charts scrolled away would not include their paint.
-VIEWPORT = {"width": 1280, "height": 1400}
+VIEWPORT = (1280, 1400)
 
 #: Samples, in every animation frame, the newest tick each chart shows (see module doc).
 CHART_PROBE_SCRIPT = """
@@ -136,7 +136,7 @@ def open_dashboard(page: Page, lab: LabProcess) -> None:
 def show_charts(page: Page) -> int:
     """Scroll the dashboard's charts into view (top of the notebook panel); return how many
     charts are entirely inside the viewport."""
-    page.set_viewport_size(VIEWPORT)
+    page.set_viewport_size({"width": VIEWPORT[0], "height": VIEWPORT[1]})
     page.locator(".rtstream-chart").first.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
     return int(
