@@ -56,8 +56,9 @@ CHART_PROBE_SCRIPT = """
         log.last.set(symbol, tick);
         fresh.push([symbol, tick]);
         const chart = head.closest('.rtstream-chart') || head.parentElement.parentElement;
-        const path = chart && chart.querySelector('svg path.line');
-        const d = path ? path.getAttribute('d') : null;
+        // The last line drawn: the tail mark's price (the history's changes at rebases only).
+        const paths = chart ? chart.querySelectorAll('svg path.line') : [];
+        const d = paths.length ? paths[paths.length - 1].getAttribute('d') : null;
         if (d && log.paths.get(symbol) !== d) { log.paths.set(symbol, d); log.svgUpdates++; }
       }
     }
