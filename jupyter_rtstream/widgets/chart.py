@@ -315,7 +315,8 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         return False
 
     def _rebase(self) -> tuple[int, int]:
-        """Redraw the whole window as the history, reset the tail to its last row."""
+        """Redraw the whole window as the history (and its padding row), empty the tail,
+        move the x domain and the axes."""
         table = np.asarray(self._rows, dtype=np.float64)
         rows = len(table)
         first, last = float(table[0, 0]), float(table[-1, 0])
