@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 NOTEBOOK = "dashboard.ipynb"
 STATS_MARK = "RTSTREAM-STATS "
+#: Tall enough for the five charts of the dashboard to be on screen at once: the browser
+#: skips painting (and JupyterLab's notebook windowing may skip laying out) what is out
+#: of view, so a measurement with the charts scrolled away would not include their paint.
+VIEWPORT = (1280, 1400)
 
 #: Samples, in every animation frame, the newest tick each chart shows (see module doc).
 CHART_PROBE_SCRIPT = """
@@ -52,8 +56,9 @@ CHART_PROBE_SCRIPT = """
         log.last.set(symbol, tick);
         fresh.push([symbol, tick]);
         const chart = head.closest('.rtstream-chart') || head.parentElement.parentElement;
-        const path = chart && chart.querySelector('svg path.line');
-        const d = path ? path.getAttribute('d') : null;
+        // The last line drawn: the tail mark's price (the history's changes at rebases only).
+        const paths = chart ? chart.querySelectorAll('svg path.line') : [];
+        const d = paths.length ? paths[paths.length - 1].getAttribute('d') : null;
         if (d && log.paths.get(symbol) !== d) { log.paths.set(symbol, d); log.svgUpdates++; }
       }
     }
@@ -129,6 +134,22 @@ def open_dashboard(page: Page, lab: LabProcess) -> None:
         )
 
 
+def show_charts(page: Page) -> int:
+    """Scroll the dashboard's charts into view (top of the notebook panel); return how many
+    charts are entirely inside the viewport."""
+    page.set_viewport_size({"width": VIEWPORT[0], "height": VIEWPORT[1]})
+    page.locator(".rtstream-chart").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    return int(
+        page.evaluate(
+            """() => [...document.querySelectorAll('.rtstream-chart')].filter((e) => {
+                const r = e.getBoundingClientRect();
+                return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+            }).length"""
+        )
+    )
+
+
 def kernel_stats(page: Page, timeout: float = 30.0) -> dict[str, Any]:
     """Run the notebook's last cell again and parse the ``dashboard.stats()`` it prints."""
     page.locator(".jp-Notebook .jp-Cell").last.click()
@@ -146,7 +167,9 @@ def kernel_stats(page: Page, timeout: float = 30.0) -> dict[str, Any]:
 
 
 def collect_ticks(page: Page, ticks: int, timeout: float = 180.0) -> dict[str, Any]:
-    """Clear the probe, wait for ``ticks`` sampled ticks, return the browser figures."""
+    """Bring the charts into view, clear the probe, wait for ``ticks`` sampled ticks, return
+    the browser figures (``charts_in_view``: charts entirely on screen meanwhile)."""
+    in_view = show_charts(page)
     page.evaluate("() => { window.__rtstreamChartLog.clear(); window.__rtstreamLongTasks = []; }")
     deadline = time.monotonic() + timeout
     while page.evaluate("() => window.__rtstreamChartLog.total") < ticks:
@@ -158,6 +181,7 @@ def collect_ticks(page: Page, ticks: int, timeout: float = 180.0) -> dict[str, A
     long_tasks = page.evaluate("() => (window.__rtstreamLongTasks || []).slice()")
     latencies = [float(e["latency_ms"]) for e in log]
     return {
+        "charts_in_view": in_view,
         "ticks": len(latencies),
         "svg_updates": int(updates),
         "p50_ms": percentile(latencies, 50),
@@ -183,8 +207,9 @@ def run(tick_rate: float, ticks: int, artifacts: Path | None) -> dict[str, Any]:
             result = {"tick_rate": tick_rate, "browser": browser, "kernel": kernel}
             if artifacts is not None:
                 artifacts.mkdir(parents=True, exist_ok=True)
+                show_charts(page)
                 shot = artifacts / f"dashboard-tick-rate-{tick_rate:g}.png"
-                page.screenshot(path=str(shot), full_page=True)
+                page.screenshot(path=str(shot))
                 result["screenshot"] = str(shot)
             return result
     finally:
@@ -205,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
         b, k = result["browser"], result["kernel"]
         print(
-            f"tick_rate={rate:g}/symbol: browser {b['ticks']} ticks p50 {b['p50_ms']:.1f} ms "
+            f"tick_rate={rate:g}/symbol: browser {b['ticks']} ticks "
+            f"({b['charts_in_view']} charts in view) p50 {b['p50_ms']:.1f} ms "
             f"p99 {b['p99_ms']:.1f} ms max {b['max_ms']:.1f} ms, long tasks {b['long_tasks']}; "
             f"kernel p50 {k['p50_ms']:.1f} ms p99 {k['p99_ms']:.1f} ms "
             f"(received {k['received']}, flushed {k['flushed']}, dropped {k['dropped']})",

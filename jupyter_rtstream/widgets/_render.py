@@ -29,7 +29,7 @@ from ..core.ratelimit import TokenBucket
 log = logging.getLogger("jupyter_rtstream.widgets")
 
 #: Most frames per second of one widget: its frame interval is ``1 / fps``.
-DEFAULT_FPS = 30.0
+DEFAULT_FPS = 60.0
 #: Delay of a leading-edge frame: 0, the loop's next turn (messages of the same turn share it).
 DEFAULT_COALESCE = 0.0
 #: Frames a widget may send back to back before the ``fps`` pacing applies.
@@ -40,8 +40,14 @@ IOPUB_MSG_RATE = 1000.0
 IOPUB_DATA_RATE = 1_000_000.0
 #: The widgets' share of those limits (the rest: prints, outputs, other libraries).
 DEFAULT_SHARE = 0.5
+#: Comm messages per second the browser takes without falling behind. Past it the page's
+#: main thread is busy all the time and updates queue up: five charts at 1,000 msg/s in
+#: JupyterLab (Chromium, 2 shared cores) showed ticks 0.3 to 0.8 s late (p99) at about 350
+#: comm messages/s, 0.2 s at 150 (docs/performance.md). The default feed needs about 110.
+#: Below iopub's share, so under load this, not iopub, sets the kernel's frame rate.
+BROWSER_MSG_RATE = 150.0
 #: Depth of the shared budget, in seconds of its rates.
-BUDGET_BURST = 0.25
+BUDGET_BURST = 1.0
 #: Latency samples kept for the percentiles (the most recent ones).
 LATENCY_SAMPLES = 10_000
 
@@ -169,8 +175,10 @@ class FrameBudget:
     jupyter_server drops iopub messages over ``iopub_msg_rate_limit`` (1,000/s, averaged
     over 3 s) and counts ``iopub_data_rate_limit`` (1 MB/s) on stream output; the widgets
     hold themselves to ``share`` of both (every comm message and every byte of widget state
-    counted), leaving the rest to prints and other outputs. Two token buckets (the core
-    :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`), ``burst`` seconds deep: a frame
+    counted), leaving the rest to prints and other outputs, and to no more messages than
+    the browser renders without falling behind (:data:`BROWSER_MSG_RATE`). Two token
+    buckets (the core :class:`~jupyter_rtstream.core.ratelimit.TokenBucket`), ``burst``
+    seconds deep: a frame
     reserves what it announces and goes when both have earned it (reservations queue in
     order, so large frames never starve); what it really cost is then settled (a frame
     larger than announced leaves a debt, which later frames wait out). So over any ``T``
@@ -180,7 +188,7 @@ class FrameBudget:
 
     def __init__(
         self,
-        msg_rate: float = IOPUB_MSG_RATE * DEFAULT_SHARE,
+        msg_rate: float = min(IOPUB_MSG_RATE * DEFAULT_SHARE, BROWSER_MSG_RATE),
         byte_rate: float = IOPUB_DATA_RATE * DEFAULT_SHARE,
         burst: float = BUDGET_BURST,
         *,

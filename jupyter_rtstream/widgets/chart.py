@@ -6,12 +6,27 @@ tick. ``market_data`` appends a row; the ``technical_indicators`` message the se
 publishes right after it fills that row's indicator columns (a tick's indicators are drawn
 at the tick's time). Frames are paced (:class:`~._render.FrameLimiter`).
 
-Every line is one row of a single bqplot ``Lines`` mark (bands, overlays, price last, on
-top), so a frame is one comm message for the data (``x`` once, ``y`` as float32) plus the
-header; the browser redraws one mark per frame. The axes' ticks, formats and the y scale's
-bounds are computed here (:mod:`._ticks`) and sent only when they change. The legend is
-HTML in the header, so it never covers the latest points; colours read on light and dark
-JupyterLab themes (the header uses the theme's CSS variables).
+Every line is one row of a bqplot ``Lines`` mark (bands, overlays, price last, on top).
+Redrawing a 500-point window for every tick was what the browser spent its time on (bqplot
+rebuilds every point object, recomputes the scale domains and redraws the axes), so the
+window is drawn in two marks:
+
+- ``lines``, the **history**: the whole window, redrawn only when the chart *rebases*
+  (every ``tail`` new rows, when the newest tick passes the right edge of the x domain, or
+  when a value leaves the y bounds). Its x data ends with one all-NaN row ``tail`` rows'
+  worth of time to the right of the newest tick: that sets the x domain (bqplot takes it
+  from the data; no line is drawn there), so the time axis and both scales stay put
+  between rebases;
+- ``tail_lines``, the **tail**: the rows since the last rebase, from the history's last row
+  (so the lines join), with ``preserve_domain`` so it never moves a scale. A frame between
+  rebases sends only the tail (a few rows) and the header: two small comm messages, and the
+  browser redraws a few dozen points.
+
+The axes' ticks, formats and the y scale's bounds are computed here (:mod:`._ticks`) and
+sent only when they change (at a rebase). The legend is static HTML beside the header, so it
+never covers the latest points and no frame re-sends it; colours read on light and dark
+JupyterLab themes (header and legend use the theme's CSS variables). The tail draws lines
+only: the band's shading follows at the next rebase.
 """
 
 from __future__ import annotations
@@ -19,11 +34,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
-from ipywidgets import HTML, Layout, VBox
+from ipywidgets import HTML, HBox, Layout, VBox
 
 from ..core.messages import MarketData, TechnicalIndicators
 from ..core.vocabulary import normalize_symbol
@@ -32,6 +48,8 @@ from ._render import DEFAULT_COALESCE, DEFAULT_FPS, FrameBudget, hold_all
 from ._ticks import PriceAxis, TimeAxis, price_axis, time_axis
 
 DEFAULT_WINDOW = 500
+#: Rows the tail holds before the chart rebases, as a fraction of the window.
+DEFAULT_TAIL_FRACTION = 0.2
 DEFAULT_OVERLAYS: tuple[str, ...] = ("sma_20", "ema_12")
 BANDS: tuple[str, str] = ("bb_upper", "bb_lower")
 # Mid-tone colours: readable on JupyterLab's light and dark themes alike.
@@ -59,13 +77,18 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
 
     ``chart.handle(message)`` accepts ``market_data`` and ``technical_indicators`` of its
     symbol (others are ignored); ``chart.flush()`` is called by the frame limiter. Public
-    parts: ``fig`` (the bqplot ``Figure``), ``lines`` (its one ``Lines`` mark: one row of
-    ``y`` per name of ``series_names``), :meth:`series` (a line's values), ``header``
-    (escaped HTML with the legend; ``data-tick-ms`` is the newest tick shown), and
-    ``shown`` (the last row a frame sent).
+    parts: ``fig`` (the bqplot ``Figure``), ``lines`` and ``tail_lines`` (the history and
+    tail ``Lines`` marks, see the module doc: one row of ``y`` per name of
+    ``series_names``), :meth:`times` and :meth:`series` (the times and one line's values as
+    drawn, history and tail joined), ``header`` (escaped HTML: symbol, price, change;
+    ``data-tick-ms`` is the newest tick shown), ``legend`` (static HTML beside it, so it
+    never covers the latest points), ``shown`` (the last row a frame sent) and
+    ``rebases`` (frames that redrew the history).
     """
 
-    frame_cost = 4  # lines, header; the y scale and the axes when their ticks change
+    #: Comm messages of a frame: the tail and the header (a rebase adds the history, and
+    #: the axes and scales when their ticks change; the budget settles the difference).
+    frame_cost = 3
 
     def __init__(
         self,
@@ -78,12 +101,17 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         coalesce: float = DEFAULT_COALESCE,
         height: str = "260px",
         budget: FrameBudget | None = None,
+        tail: int | None = None,
         **kwargs: Any,
     ) -> None:
         if window < 2:
             raise ValueError("window must hold at least 2 points")
+        if tail is not None and not 1 <= tail < window:
+            raise ValueError("tail must be between 1 and window - 1 rows")
         self.symbol = normalize_symbol(symbol)
         self.window = window
+        #: Most rows the tail holds before the chart rebases (redraws the history).
+        self.tail = tail if tail is not None else max(1, int(window * DEFAULT_TAIL_FRACTION))
         self.overlays = tuple(overlays)
         self.bands = bands
         #: Column names of a row after its time.
@@ -98,6 +126,15 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         self._last_tick_ms: int | None = None
         self._row_has_indicators = True
         self._unsent_rows = 0
+        #: Rows appended since the last rebase (the tail is these plus the history's last).
+        self._since_rebase = 0
+        #: Rows at the start of the tail that the history also holds.
+        self._tail_overlap = 0
+        #: Rows the tail may hold before the next rebase (``tail``, less while filling up).
+        self._tail_limit = 1
+        #: Right edge of the x domain (ms) set by the last rebase; None: rebase next frame.
+        self._x_max_ms: float | None = None
+        self.rebases = 0
         self.last_price: float | None = None
         self.change_percent: float | None = None
         #: Column name -> value of the newest row sent by the last frame (plus ``time_ms``).
@@ -115,23 +152,30 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
             PRICE_COLOR,
         ]
         self._colors = dict(zip(self.series_names, colors, strict=True))
-        self.lines = Lines(
-            x=np.array([], dtype="datetime64[ms]"),
-            y=np.empty((len(self.series_names), 0), dtype=np.float32),
-            scales=scales,
-            colors=colors,
+        style: dict[str, Any] = {
+            "scales": scales,
+            "colors": colors,
             # bqplot fills each line down to the next one: only the band gets a fill.
-            fill="between" if bands else "none",
-            fill_colors=colors,
-            fill_opacities=[0.15 if bands and i == 0 else 0.0 for i in range(len(colors))],
-            stroke_width=1.6,
-            labels=[_label(name) for name in self.series_names],
-            display_legend=False,
+            "fill": "between" if bands else "none",
+            "fill_colors": colors,
+            "fill_opacities": [0.15 if bands and i == 0 else 0.0 for i in range(len(colors))],
+            "stroke_width": 1.6,
+            "labels": [_label(name) for name in self.series_names],
+            "display_legend": False,
+        }
+        self.lines = Lines(x=self._empty_x(), y=self._empty_y(), **style)
+        # The tail draws lines only: the band's shading (an area path per line, the most
+        # expensive part of a redraw) is the history's and follows at the next rebase.
+        self.tail_lines = Lines(
+            x=self._empty_x(),
+            y=self._empty_y(),
+            preserve_domain={"x": True, "y": True},
+            **{**style, "fill": "none"},
         )
         self.x_axis_widget = Axis(scale=self.x_scale, tick_format="%H:%M:%S", num_ticks=5)
         self.y_axis_widget = Axis(scale=self.y_scale, tick_format=".2f", **_VERTICAL)
         self.fig = Figure(
-            marks=[self.lines],
+            marks=[self.lines, self.tail_lines],
             axes=[self.x_axis_widget, self.y_axis_widget],
             animation_duration=0,
             # Right margin: half a time label, so the last one is never cut.
@@ -139,13 +183,46 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
             layout=Layout(width="100%", height=height),
         )
         self.header = HTML(value=self._header_html())
-        super().__init__(children=[self.header, self.fig], **kwargs)
+        # The legend never changes: a widget of its own, so a frame's header is a few bytes.
+        self.legend = HTML(value=self._legend_html())
+        self.header_row = HBox(
+            [self.header, self.legend],
+            layout=Layout(justify_content="space-between", align_items="baseline"),
+        )
+        super().__init__(children=[self.header_row, self.fig], **kwargs)
         self.add_class("rtstream-chart")
         self._init_live(fps, coalesce, budget)
 
+    def _empty_x(self) -> np.ndarray:
+        return np.array([], dtype="datetime64[ms]")
+
+    def _empty_y(self) -> np.ndarray:
+        return np.empty((len(self.series_names), 0), dtype=np.float32)
+
+    def _drawn(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values as drawn: the history without its padding row, then the tail
+        without its first row (the history's last, drawn again so the lines join)."""
+        lines = len(self.series_names)  # bqplot squeezes a one-line y to one dimension
+        hx, hy = np.asarray(self.lines.x), np.reshape(self.lines.y, (lines, -1))
+        tx, ty = np.asarray(self.tail_lines.x), np.reshape(self.tail_lines.y, (lines, -1))
+        if hx.size:
+            hx, hy = hx[:-1], hy[:, :-1]
+        overlap = self._tail_overlap
+        return (
+            np.concatenate([hx, tx[overlap:]]),
+            np.concatenate([hy, ty[:, overlap:]], axis=1),
+        )
+
+    def times(self) -> np.ndarray:
+        """The times of the rows as the frames drew them (``datetime64[ms]``)."""
+        return self._drawn()[0]
+
     def series(self, name: str) -> np.ndarray:
-        """The values of one line as the last frame sent them (``"price"``, ``"sma_20"``...)."""
-        return np.asarray(self.lines.y[self.series_names.index(name)])
+        """The values of one line as the frames drew them (``"price"``, ``"sma_20"``...):
+        the history, then the tail. Between rebases this holds more than ``window`` rows
+        (the history keeps its oldest rows until the next rebase)."""
+        values: np.ndarray = self._drawn()[1][self.series_names.index(name)]
+        return values
 
     # ------------------------------------------------------------------ data
 
@@ -169,6 +246,7 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
 
     def _evicting(self) -> None:
         self._unsent_rows += 1
+        self._since_rebase += 1
         if len(self._rows) == self.window and self._unsent_rows > self.window:
             # The oldest row goes before any frame showed it.
             self.render_stats.dropped += 1
@@ -201,26 +279,79 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         self._unsent_rows = 0
         if not self._rows:
             return (0, 0)
-        table = np.asarray(self._rows, dtype=np.float64)
+        # The tail: the history's last row (two at least: bqplot squeezes a one-point y into
+        # one line of several points), then every row since the rebase.
+        count = min(len(self._rows), max(2, self._since_rebase + 1))
+        start = len(self._rows) - count
+        tail = np.asarray(list(islice(self._rows, start, None)), dtype=np.float64)
+        if count < 2 or self._needs_rebase(tail):
+            return self._rebase()
+        x, y = self._xy(tail)
+        self._tail_overlap = count - self._since_rebase
+        # The tail, then the header (its tick timestamp) last: hold_all sends in reverse.
+        with hold_all((self.header, self.tail_lines)):
+            self.tail_lines.x = x
+            self.tail_lines.y = y
+            self.header.value = self._header_html()
+        self._shown_row(tail[-1])
+        return 2, x.nbytes + y.nbytes + len(self.header.value)
+
+    def _xy(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = table[:, 0].astype(np.int64).astype("datetime64[ms]")
         index = {name: i + 1 for i, name in enumerate(self.columns)}
         y = table[:, [index[name] for name in self.series_names]].T.astype(np.float32)
-        messages = 2 + self._update_axes(table)
-        # The axes first, then the lines, the header (newest tick's timestamp) last:
-        # hold_all sends in reverse order.
-        with hold_all((self.header, self.lines)):
-            self.lines.x = x
-            self.lines.y = y
+        return x, y
+
+    def _needs_rebase(self, tail: np.ndarray) -> bool:
+        if self._x_max_ms is None or self._since_rebase > self._tail_limit:
+            return True
+        if tail[-1, 0] > self._x_max_ms:
+            return True  # past the right edge of the time axis
+        if self.y_axis is not None:
+            values = tail[:, 1:]
+            finite = values[np.isfinite(values)]
+            if finite.size and (finite.min() < self.y_axis.lo or finite.max() > self.y_axis.hi):
+                return True  # a value outside the y bounds
+        return False
+
+    def _rebase(self) -> tuple[int, int]:
+        """Redraw the whole window as the history (and its padding row), empty the tail,
+        move the x domain and the axes."""
+        table = np.asarray(self._rows, dtype=np.float64)
+        rows = len(table)
+        first, last = float(table[0, 0]), float(table[-1, 0])
+        # Room on the right for the next tail: ``_tail_limit`` rows at the window's pace
+        # (a quarter of the window while it fills up); one second if time has not moved.
+        self._tail_limit = max(1, min(self.tail, rows // 4))
+        step = (last - first) / (rows - 1) if rows > 1 else 0.0
+        self._x_max_ms = last + (step * self._tail_limit if step > 0 else 1000.0)
+        x, y = self._xy(table)
+        # The padding row: all NaN (nothing drawn) at the right edge of the x domain.
+        pad_x = np.append(x, np.datetime64(int(self._x_max_ms), "ms"))
+        pad_y = np.concatenate([y, np.full((y.shape[0], 1), np.nan, np.float32)], axis=1)
+        messages = 3 + self._update_axes(table, self._x_max_ms)
+        # The history, the (emptied) tail, the header last: hold_all sends in reverse, so
+        # the browser never draws a new tail over an old history.
+        with hold_all((self.header, self.tail_lines, self.lines)):
+            self.lines.x = pad_x
+            self.lines.y = pad_y
+            self.tail_lines.x = self._empty_x()
+            self.tail_lines.y = self._empty_y()
             self.header.value = self._header_html()
-        last = table[-1]
+        self._since_rebase = 0
+        self._tail_overlap = 0
+        self.rebases += 1
+        self._shown_row(table[-1])
+        return messages, pad_x.nbytes + pad_y.nbytes + len(self.header.value)
+
+    def _shown_row(self, last: np.ndarray) -> None:
         self.shown = {"time_ms": float(last[0])}
         self.shown.update(
             (name, None if math.isnan(v) else float(v))
             for name, v in zip(self.columns, last[1:], strict=True)
         )
-        return messages, x.nbytes + y.nbytes + len(self.header.value)
 
-    def _update_axes(self, table: np.ndarray) -> int:
+    def _update_axes(self, table: np.ndarray, x_max_ms: float) -> int:
         """Ticks and bounds that follow the visible range; messages sent (0 if unchanged)."""
         sent = 0
         values = table[:, 1:]
@@ -242,7 +373,7 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
                     if self.fig.fig_margin.get("left") != left:
                         self.fig.fig_margin = {**self.fig.fig_margin, "left": left}
                 sent += 3
-        times = time_axis(float(table[0, 0]), float(table[-1, 0]))
+        times = time_axis(float(table[0, 0]), x_max_ms)
         if times != self.x_axis:
             self.x_axis = times
             with self.x_axis_widget.hold_sync():
@@ -261,7 +392,14 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
             )
             change = f' <span style="color:{color}">{self.change_percent:+.2f}%</span>'
         tick = "" if self._last_tick_ms is None else f' data-tick-ms="{self._last_tick_ms}"'
-        legend = "".join(
+        return (
+            f'<div class="rtstream-chart-header" data-symbol="{esc(self.symbol)}"{tick} '
+            'style="color:var(--jp-ui-font-color1, inherit);white-space:nowrap">'
+            f"<b>{esc(self.symbol)}</b> {fmt_number(self.last_price)}{change}</div>"
+        )
+
+    def _legend_html(self) -> str:
+        items = "".join(
             f'<span style="margin-left:0.9em;white-space:nowrap">'
             f'<span style="display:inline-block;width:1.2em;height:0.25em;'
             f'vertical-align:middle;background:{self._colors[name]}"></span> '
@@ -270,11 +408,8 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
             if name != "bb_lower"
         )
         return (
-            f'<div class="rtstream-chart-header" data-symbol="{esc(self.symbol)}"{tick} '
-            'style="color:var(--jp-ui-font-color1, inherit)">'
-            f"<b>{esc(self.symbol)}</b> {fmt_number(self.last_price)}{change}"
-            f'<span class="rtstream-legend" style="float:right;font-size:0.85em;'
-            f'color:var(--jp-ui-font-color2, inherit)">{legend}</span></div>'
+            '<div class="rtstream-legend" style="font-size:0.85em;text-align:right;'
+            f'color:var(--jp-ui-font-color2, inherit)">{items}</div>'
         )
 
     def clear(self) -> None:
@@ -282,14 +417,20 @@ class PriceChart(LiveMixin, VBox):  # type: ignore[misc]
         self._rows.clear()
         self._last_tick_ms = None
         self._row_has_indicators = True
+        self._since_rebase = 0
+        self._tail_overlap = 0
+        self._x_max_ms = None
 
     def close(self) -> None:
         if hasattr(self, "limiter"):
             self.stop()
         for widget in (
             getattr(self, "lines", None),
+            getattr(self, "tail_lines", None),
             getattr(self, "fig", None),
             getattr(self, "header", None),
+            getattr(self, "legend", None),
+            getattr(self, "header_row", None),
             *getattr(getattr(self, "fig", None), "axes", ()),
             getattr(self, "x_scale", None),
             getattr(self, "y_scale", None),

@@ -11,10 +11,12 @@ controls, fed by a :class:`~jupyter_rtstream.client.Stream` (or by ``handle()`` 
     await dashboard.aclose()                           # stop updating, unsubscribe
 
 Rendering budget: each piece (every chart, the feed, the badge) has its own frame limiter,
-``fps`` frames per second at most (default 10; the table ``table_fps``, default twice that),
-each frame one comm message per changed widget, so a feed of 1,000 messages/s costs the
-kernel's iopub channel about 40 comm messages per second per chart, not thousands. See
-:mod:`._render`.
+``fps`` frames per second at most (default 60, the table too unless ``table_fps`` says
+otherwise), each frame one comm message per changed widget (a chart's frame between
+rebases: its tail and its header), and every frame paid for from the kernel's one budget
+(:class:`~._render.FrameBudget`: iopub's limits and what the browser renders without
+falling behind), so a feed of 1,000 messages/s costs the kernel's iopub channel about 150
+comm messages per second, not thousands. See :mod:`._render` and :mod:`.chart`.
 """
 
 from __future__ import annotations
@@ -89,9 +91,9 @@ class Dashboard(VBox):  # type: ignore[misc]
         self.stream: Stream | None = None
         self.rest: RestAPI | None = None
         self.fps = fps
-        # The table is one small HTML message per frame and shows every symbol (ticks and
-        # analytics): it gets twice the charts' rate unless told otherwise.
-        self.table_fps = 2 * fps if table_fps is None else table_fps
+        # The table is one HTML message per frame (the whole table): the charts' rate, not
+        # more; a lower one would hold its messages back (``stats()`` counts them too).
+        self.table_fps = fps if table_fps is None else table_fps
         self.coalesce = coalesce
         self.window = window
         self.overlays = tuple(overlays)

@@ -3,9 +3,9 @@
 One ``jupyter lab`` (seeded simulated feed) for the module; the notebook connects a stream
 and shows ``Dashboard`` of every simulated symbol. The test samples, in every animation
 frame, the newest tick each chart shows (:mod:`jupyter_rtstream.bench.dashboard`) and
-asserts behaviour only: the charts update, at least 500 ticks are sampled, the SVG changes,
-the axis labels are distinct, no error output. The figures (p50/p99 tick timestamp ->
-paint, and the kernel's ``dashboard.stats()``) and a screenshot land in
+asserts behaviour only: the charts update, at least 500 ticks are sampled, the SVG changes
+with them, the axis labels are distinct, no error output. The figures (p50/p99 tick
+timestamp -> paint, and the kernel's ``dashboard.stats()``) and a screenshot land in
 ``build/ui-artifacts/``.
 """
 
@@ -97,7 +97,8 @@ def test_axis_labels_are_distinct(page: Page) -> None:
 def test_latency_from_tick_timestamp_to_chart_paint(page: Page) -> None:
     browser = collect_ticks(page, ticks=500)
     assert browser["ticks"] >= 500
-    assert browser["svg_updates"] > 0
+    # The newest line (the tail mark's price) changes with the ticks, not only at rebases.
+    assert browser["svg_updates"] >= browser["ticks"] // 2
     assert set(browser["symbols"]) == set(SYMBOLS)
     kernel = kernel_stats(page)
     assert kernel["received"] > 0 and kernel["samples"] > 0 and kernel["dropped"] == 0

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jupyter_rtstream.widgets import Dashboard, PriceChart
+from jupyter_rtstream.widgets import Dashboard, PriceChart, _render
 
 from ._messages import SYMBOLS, alert, analytics, indicators, market_data
 from .conftest import CommLog
@@ -93,7 +93,7 @@ def test_1000_messages_per_second(comms: CommLog, capsys: pytest.CaptureFixture[
     for name, part in dashboard.parts.items():
         if name == "badge":
             continue
-        fps = part.fps  # the table's is twice the charts'
+        fps = part.fps  # the table has its own (lower) rate
         assert part.render_stats.flushed <= frames_allowed(total, fps), (name, part.stats())
         assert part.render_stats.flushed >= elapsed * fps * 0.5, (name, part.stats())
     # iopub: one comm message per changed widget per frame, nothing per message.
@@ -101,7 +101,7 @@ def test_1000_messages_per_second(comms: CommLog, capsys: pytest.CaptureFixture[
     other_frames = dashboard.table.render_stats.flushed + dashboard.alerts.render_stats.flushed
     assert updates <= PriceChart.frame_cost * chart_frames + other_frames
     updates_per_second = updates / total
-    # 5 charts x (data, header, sometimes axes) + alert feed at FPS, table at 2 x FPS.
+    # 5 charts x (tail, header; history and axes at a rebase) + alert feed and table.
     assert updates_per_second <= (len(SYMBOLS) * PriceChart.frame_cost + 1 + 2) * FPS * 1.1
     assert updates_per_second < 0.3 * RATE  # far below jupyter_server's 1,000 msg/s
 
@@ -118,11 +118,12 @@ def test_1000_messages_per_second(comms: CommLog, capsys: pytest.CaptureFixture[
             if m.message_type == "technical_indicators" and m.data.symbol == symbol
         )
         assert chart.points == WINDOW
-        assert len(chart.lines.x) == WINDOW
-        assert chart.lines.y.shape == (len(chart.series_names), WINDOW)
+        # Drawn: the history (the window at the last rebase) and the tail since then.
+        assert WINDOW <= len(chart.times()) <= WINDOW + chart.tail
+        assert len(chart.series("price")) == len(chart.times())
         assert chart.series("price")[-1] == np.float32(last_md.data.price)
         stamp = np.datetime64(int(last_md.data.timestamp.timestamp() * 1000), "ms")
-        assert chart.lines.x[-1] == stamp
+        assert chart.times()[-1] == stamp
         assert chart.series("sma_20")[-1] == np.float32(last_ti.data.indicators["sma_20"])
         assert chart.series("bb_upper")[-1] == np.float32(last_ti.data.indicators["bb_upper"])
         shown = dashboard.table.shown[symbol]
@@ -187,4 +188,47 @@ def test_default_feed_rate_latency(comms: CommLog, capsys: pytest.CaptureFixture
         assert ticks - 2 <= chart.render_stats.flushed <= ticks
     with capsys.disabled():
         print(report(f"default feed: 5 symbols x 10 ticks/s x {ticks / 10:g} s", stats))
+    dashboard.close()
+
+
+def test_default_budget_caps_comm_messages_at_what_the_browser_renders(
+    comms: CommLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1,000 msg/s with the default frame rates, the kernel-wide budget (fresh here)
+    holds every widget together to ``BROWSER_MSG_RATE`` comm messages per second (plus its
+    depth and the last frame's excess over what it announced), and the charts and the table
+    still end on the latest values."""
+    monkeypatch.setattr(_render, "_KERNEL_BUDGET", None)
+    messages = load_messages(int(RATE * DURATION))
+
+    async def main() -> tuple[Dashboard, float, int]:
+        dashboard = Dashboard(SYMBOLS, window=WINDOW)  # default fps
+        updates0 = comms.updates
+        started = time.perf_counter()
+        await feed(dashboard, messages, RATE)
+        await asyncio.sleep(1.5)  # the budget pays back what the last frames cost
+        dashboard.flush()  # whatever is still pending
+        return dashboard, time.perf_counter() - started, comms.updates - updates0
+
+    dashboard, total, updates = asyncio.run(main())
+    budget = _render.kernel_budget()
+    assert budget.messages.rate == _render.BROWSER_MSG_RATE < _render.IOPUB_MSG_RATE
+    # The budget's guarantee, plus what frames may cost beyond what they announced (a
+    # rebase frame of each chart: history, tail, header, 2 scales/axes and the margin) and
+    # the final explicit flush.
+    excess = len(SYMBOLS) * 7 + 2
+    allowed = _render.BROWSER_MSG_RATE * (_render.BUDGET_BURST + total) + excess
+    assert updates <= allowed, (updates, allowed, total)
+    assert budget.messages_sent <= allowed
+    for symbol, chart in dashboard.charts.items():
+        last_md = next(
+            m
+            for m in reversed(messages)
+            if m.message_type == "market_data" and m.data.symbol == symbol
+        )
+        assert chart.times()[-1] == np.datetime64(
+            int(last_md.data.timestamp.timestamp() * 1000), "ms"
+        )
+        assert chart.render_stats.dropped == 0
+        assert dashboard.table.shown[symbol]["price"] == last_md.data.price
     dashboard.close()

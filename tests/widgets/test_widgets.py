@@ -45,6 +45,10 @@ def html_values(widget: Any) -> list[str]:
 # --------------------------------------------------------------------------- chart
 
 
+def ms(seq: int) -> np.datetime64:
+    return np.datetime64(int(market_data("AAPL", seq).data.timestamp.timestamp() * 1000), "ms")
+
+
 def test_chart_window_is_bounded_and_shows_the_last_values(comms: CommLog) -> None:
     chart = PriceChart("AAPL")  # default window: 500 points
     for seq in range(1, 1201):
@@ -54,16 +58,21 @@ def test_chart_window_is_bounded_and_shows_the_last_values(comms: CommLog) -> No
     assert chart.points == 500
     before = comms.updates
     assert chart.flush()
-    # One frame: the one Lines mark, the header, and the axes (their first ticks).
-    assert comms.updates - before <= chart.frame_cost + 2
+    # The first frame draws the history: history, tail and header, and the axes (their
+    # first ticks: x axis, y axis, y scale, figure margin).
+    assert chart.rebases == 1
+    assert comms.updates - before <= chart.frame_cost + 4
     f32 = np.float32
-    assert chart.lines.y.shape == (len(chart.series_names), 500) and len(chart.lines.x) == 500
     assert chart.series_names == ("bb_upper", "bb_lower", "sma_20", "ema_12", "price")
+    # The history: the window and one padding row (NaN, at the x domain's right edge).
+    assert chart.lines.y.shape == (len(chart.series_names), 501) and len(chart.lines.x) == 501
+    assert np.isnan(chart.lines.y[:, -1]).all() and chart.lines.x[-1] > ms(1200)
     assert chart.lines.x.dtype.kind == "M" and chart.lines.y.dtype == np.float32
+    assert len(chart.times()) == 500
     last = market_data("AAPL", 1200).data
     values = indicator_values("AAPL", 1200)
     assert chart.series("price")[-1] == f32(last.price)
-    assert chart.lines.x[-1] == np.datetime64(int(last.timestamp.timestamp() * 1000), "ms")
+    assert chart.times()[-1] == ms(1200)
     for name in ("bb_upper", "bb_lower", "sma_20", "ema_12"):
         assert chart.series(name)[-1] == f32(values[name]), name
     assert chart.shown["price"] == last.price and chart.shown["sma_20"] == values["sma_20"]
@@ -74,11 +83,62 @@ def test_chart_window_is_bounded_and_shows_the_last_values(comms: CommLog) -> No
     assert stats["received"] == 2400 and stats["flushed"] == 1
     assert stats["coalesced"] == 2399 and stats["dropped"] == 700
     assert not chart.flush()  # nothing new: no frame
-    # The next tick: the data and the header, the axes only if their ticks moved.
+    # The next tick: the tail and the header only.
     before = comms.updates
     chart.handle(market_data("AAPL", 1201))
     assert chart.flush()
-    assert 2 <= comms.updates - before <= chart.frame_cost
+    assert comms.updates - before == 2 and chart.rebases == 1
+    assert chart.times()[-1] == ms(1201)
+
+
+def test_chart_sends_only_the_tail_between_rebases(comms: CommLog) -> None:
+    """Between rebases a frame updates the tail mark and the header, nothing else (the
+    history, the scales and the axes keep their state); the tail starts at the history's
+    last row; a rebase comes when the tail is full, when a tick passes the right edge of the
+    time axis or when a value leaves the y bounds."""
+    chart = PriceChart("AAPL", window=40, tail=5)
+    for seq in range(1, 41):
+        chart.handle(market_data("AAPL", seq))
+        chart.handle(indicators("AAPL", seq))
+    chart.flush()
+    assert chart.rebases == 1 and len(chart.tail_lines.x) == 0
+    history_x, history_y = chart.lines.x, chart.lines.y
+    tail_and_header = {chart.tail_lines.comm.comm_id, chart.header.comm.comm_id}
+    for seq in range(41, 46):
+        comms.updates_by_comm.clear()
+        chart.handle(market_data("AAPL", seq))
+        chart.handle(indicators("AAPL", seq))
+        assert chart.flush()
+        assert set(comms.updates_by_comm) == tail_and_header
+        assert all(n == 1 for n in comms.updates_by_comm.values())
+        assert chart.lines.x is history_x and chart.lines.y is history_y
+        # The tail: the history's last row (so the lines join), then the new rows.
+        assert len(chart.tail_lines.x) == seq - 40 + 1
+        assert chart.tail_lines.x[0] == ms(40) and chart.tail_lines.x[-1] == ms(seq)
+        assert chart.series("sma_20")[-1] == np.float32(indicator_values("AAPL", seq)["sma_20"])
+        times = chart.times()
+        assert (np.diff(times.astype(np.int64)) > 0).all() and times[-1] == ms(seq)
+    # A sixth row would overflow the tail: the chart rebases.
+    chart.handle(market_data("AAPL", 46))
+    chart.flush()
+    assert chart.rebases == 2 and chart.points == 40
+    assert chart.lines.x[-2] == ms(46) and len(chart.tail_lines.x) == 0
+    assert chart.times()[0] == ms(7) and chart.times()[-1] == ms(46)
+    # A price far above the y bounds: rebased at once, the bounds take it.
+    chart.handle(market_data("AAPL", 47, price=1_000.0))
+    chart.flush()
+    assert chart.rebases == 3 and chart.y_axis is not None and chart.y_axis.hi >= 1_000.0
+    # A tick past the right edge of the time axis (a minute later): rebased at once.
+    late = market_data("AAPL", 48)
+    late.data.timestamp = late.data.timestamp.replace(minute=late.data.timestamp.minute + 1)
+    chart.handle(late)
+    chart.flush()
+    assert chart.rebases == 4 and chart.lines.x[-1] > chart.lines.x[-2] >= ms(48)
+    # After clear() (an unrecoverable gap) the next frame rebases.
+    chart.clear()
+    chart.handle(market_data("AAPL", 100))
+    chart.flush()
+    assert chart.rebases == 5 and chart.times().tolist() == [ms(100)]
 
 
 def test_chart_indicators_join_the_row_of_their_tick() -> None:
@@ -88,10 +148,10 @@ def test_chart_indicators_join_the_row_of_their_tick() -> None:
     chart.handle(indicators("AAPL", 2))  # no price for this one: its own row, price NaN
     chart.flush()
     assert chart.points == 2
-    assert chart.lines.y.shape == (4, 2)  # bands, sma_20, price
+    assert chart.lines.y.shape == (4, 3)  # bands, sma_20, price; two rows and the padding
     assert np.isnan(chart.series("price")[1])
     # The indicator-only row is drawn at the time of the last tick.
-    assert chart.lines.x[0] == chart.lines.x[1]
+    assert chart.times()[0] == chart.times()[1]
     warmup = indicators("AAPL", 3)
     warmup.data.indicators["sma_20"] = None
     chart.handle(market_data("AAPL", 3))
