@@ -1,11 +1,12 @@
-"""Benchmark rtstream against a raw Tornado WebSocket broadcaster, side by side.
+"""Benchmark rtstream against the WebSocket servers people pick, side by side.
 
 ``python -m jupyter_rtstream.bench [--quick | --smoke] [--clients 1,10,100,1000]
 [--rates 1000,10000] [--sweep 5000,...] [--duration S] [--bus local|redis]
-[--bus-servers N] [--json PATH]``
+[--bus-servers N] [--systems rtstream,baseline,websockets,nodews] [--json PATH]``
 
 For every (clients, target rate) it runs each system in turn: a fresh server subprocess
-(``jupyter server`` with ``feed = "synthetic"``, or the raw Tornado baseline), one client
+(``jupyter server`` with ``feed = "synthetic"``, or a peer: the raw Tornado baseline, the
+``websockets`` library with ``broadcast()``, Node.js ``ws``), one client
 process connecting every client, a warm-up, then a measurement window. The target rate is
 the rate of *delivered* messages, summed over clients: the server publishes
 ``target_rate / clients`` messages per second and every client receives every message.
@@ -37,14 +38,16 @@ from .._version import __version__
 from .publisher import (
     BaselineSystem,
     ClientProcess,
+    NodeWsSystem,
     RtstreamSystem,
     System,
+    WebsocketsSystem,
     cpu_seconds,
     frame_size,
     rss_bytes,
 )
 from .redis_bus import RedisBusSystem
-from .report import Run, find, ratios, saturation, summary, table, write_json
+from .report import SYSTEMS, Run, find, ratios, saturation, summary, table, write_json
 
 MIXES = ("market_data",)
 
@@ -138,7 +141,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         help="message type mix; only 'market_data' (the streamed hot path) is implemented",
     )
     parser.add_argument(
-        "--systems", default="rtstream,baseline", help="which systems to run (default both)"
+        "--systems",
+        default="rtstream,baseline",
+        help=f"comma-separated, of {','.join(SYSTEMS)} (default rtstream,baseline)",
     )
     parser.add_argument(
         "--bus",
@@ -161,8 +166,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
     if mix not in MIXES or "," in args.mix:
         parser.error(f"--mix: only {', '.join(MIXES)} is implemented (got {args.mix!r})")
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if not systems or set(systems) - {"rtstream", "baseline"}:
-        parser.error("--systems: rtstream, baseline or both")
+    if not systems or set(systems) - set(SYSTEMS):
+        parser.error(f"--systems: a comma-separated subset of {','.join(SYSTEMS)}")
+    systems = [name for name in SYSTEMS if name in systems]  # rtstream first, no repeats
     clients = args.clients or preset["clients"]
     sweep_clients = args.sweep_clients or (100 if 100 in clients else max(clients))
     return Plan(
@@ -290,18 +296,22 @@ def _describe(run: Run) -> str:
 
 def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
     size = result["meta"]["frame_bytes"]
-    systems: dict[str, System] = {
-        "rtstream": (
-            RedisBusSystem(plan.topics, workdir, plan.bus_servers)
-            if plan.bus == "redis"
-            else RtstreamSystem(plan.topics, workdir)
-        ),
-        "baseline": BaselineSystem(plan.topics, size, workdir),
-    }
-    chosen = [systems[name] for name in plan.systems]
+
+    def make(name: str) -> System:
+        if name == "rtstream":
+            if plan.bus == "redis":
+                return RedisBusSystem(plan.topics, workdir, plan.bus_servers)
+            return RtstreamSystem(plan.topics, workdir)
+        peer = {"baseline": BaselineSystem, "websockets": WebsocketsSystem, "nodews": NodeWsSystem}
+        return peer[name](plan.topics, size, workdir)
+
+    chosen = [make(name) for name in plan.systems]
+    for system in chosen:
+        if not isinstance(system, RtstreamSystem):
+            result["meta"]["versions"].update(system.versions())
 
     def one(system: System, clients: int, rate: float, phase: str) -> Run:
-        _log(f"[{system.name:8}] {phase:5} {clients:>5} clients {rate:>8,.0f} msg/s ...")
+        _log(f"[{system.name:10}] {phase:5} {clients:>5} clients {rate:>8,.0f} msg/s ...")
         run = {"phase": phase, **measure(system, clients, rate, plan, workdir)}
         _log(f"           {_describe(run)}")
         result[system.name].append(run)
@@ -334,7 +344,7 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
     if plan.idle_clients > 0:
         idle: dict[str, Any] = {"clients": plan.idle_clients}
         for system in chosen:
-            _log(f"[{system.name:8}] idle  {plan.idle_clients:>5} clients ...")
+            _log(f"[{system.name:10}] idle  {plan.idle_clients:>5} clients ...")
             idle[system.name] = idle_memory(system, plan.idle_clients, workdir)
             _log(f"           {idle[system.name]['rss_per_client_kib']} KiB per client")
         result["idle_memory"] = idle
@@ -364,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mode": plan.mode,
             "python": platform.python_version(),
             "tornado": tornado.version,
+            "versions": {"rtstream": __version__, "tornado": tornado.version},
+            "systems": plan.systems,
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
             "topics": plan.topics,
@@ -379,8 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "loadavg_start": os.getloadavg(),
         },
-        "rtstream": [],
-        "baseline": [],
+        **{name: [] for name in SYSTEMS},
         "saturation": None,
         "idle_memory": None,
     }

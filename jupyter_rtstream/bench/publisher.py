@@ -1,10 +1,12 @@
-"""The two systems under test, as subprocesses the benchmark starts, reads and stops.
+"""The systems under test, as subprocesses the benchmark starts, reads and stops.
 
 - :class:`RtstreamSystem`: a real ``jupyter server`` with the extension and
   ``feed = "synthetic"`` (:mod:`jupyter_rtstream.server.synthetic`), no analytics timer.
-- :class:`BaselineSystem`: ``python -m jupyter_rtstream.bench.baseline``.
+- The peers (:class:`PeerSystem`), bare broadcasters sending the same messages:
+  :class:`BaselineSystem` (raw Tornado ``write_message``), :class:`WebsocketsSystem`
+  (``websockets`` + ``broadcast()``) and :class:`NodeWsSystem` (Node.js ``ws``).
 
-Both run in their own session (process group), so a Ctrl-C in the terminal reaches only
+All run in their own session (process group), so a Ctrl-C in the terminal reaches only
 the benchmark, which then stops them. Server CPU time and RSS come from ``/proc/<pid>``.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,10 +142,14 @@ class RtstreamSystem:
             server.close()
 
 
-class BaselineSystem:
-    """The raw Tornado broadcaster (:mod:`jupyter_rtstream.bench.baseline`)."""
+class PeerSystem:
+    """A bare broadcaster in a subprocess that prints ``listening <port>`` when ready.
 
-    name = "baseline"
+    The peers take the same ``--port --rate --size --topics`` and send the same messages
+    (shape, size, pacing); subclasses say which program runs and which versions it uses.
+    """
+
+    name = "peer"
 
     def __init__(self, topics: int, size: int, workdir: str) -> None:
         self.topics = topics
@@ -153,22 +160,22 @@ class BaselineSystem:
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.started_in = 0.0
-        self._log_path = Path(workdir) / "baseline.log"
+        self._log_path = Path(workdir) / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """Versions of what this system runs on (recorded in the JSON's ``meta``)."""
+        return {}
 
     def start(self, publish_rate: float) -> None:
         self.port = free_port()
         began = time.monotonic()
+        args = [f"--port={self.port}", f"--rate={publish_rate}", f"--size={self.size}"]
         with open(self._log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter_rtstream.bench.baseline",
-                    f"--port={self.port}",
-                    f"--rate={publish_rate}",
-                    f"--size={self.size}",
-                    f"--topics={self.topics}",
-                ],
+                [*self.command(), *args, f"--topics={self.topics}"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -179,7 +186,7 @@ class BaselineSystem:
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):
             self.stop()
-            raise RuntimeError(f"baseline did not start: {line!r}\n{self.log_tail()}")
+            raise RuntimeError(f"{self.name} did not start: {line!r}\n{self.log_tail()}")
         self.started_in = time.monotonic() - began
 
     @property
@@ -206,7 +213,81 @@ class BaselineSystem:
             _terminate(proc)
 
 
-System = RtstreamSystem | BaselineSystem
+class BaselineSystem(PeerSystem):
+    """The raw Tornado broadcaster (:mod:`jupyter_rtstream.bench.baseline`)."""
+
+    name = "baseline"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "jupyter_rtstream.bench.baseline"]
+
+    def versions(self) -> dict[str, str]:
+        import tornado
+
+        return {"tornado": tornado.version}
+
+
+class WebsocketsSystem(PeerSystem):
+    """The ``websockets`` asyncio server with ``broadcast()``
+    (:mod:`jupyter_rtstream.bench.peer_websockets`)."""
+
+    name = "websockets"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "jupyter_rtstream.bench.peer_websockets"]
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"websockets": version("websockets")}
+
+
+#: The Node.js peer's directory: ``server.js``, ``package.json`` and ``package-lock.json``.
+NODEWS_DIR = Path(__file__).with_name("nodews")
+
+
+def ensure_nodews(directory: Path = NODEWS_DIR) -> None:
+    """``npm ci`` the Node.js peer's lockfile unless its ``node_modules`` is up to date."""
+    stamp = directory / "node_modules" / ".package-lock.json"
+    lock = directory / "package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError("--systems nodews needs Node.js and npm on PATH")
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=directory,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    stamp.touch()
+
+
+class NodeWsSystem(PeerSystem):
+    """Node.js + ``ws``, ``send`` per client (``nodews/server.js``, ``npm ci`` on first use)."""
+
+    name = "nodews"
+
+    def __init__(self, topics: int, size: int, workdir: str) -> None:
+        super().__init__(topics, size, workdir)
+        ensure_nodews()
+
+    def command(self) -> list[str]:
+        return [shutil.which("node") or "node", str(NODEWS_DIR / "server.js")]
+
+    def versions(self) -> dict[str, str]:
+        import json
+
+        node = subprocess.run(
+            [self.command()[0], "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        ws = json.loads((NODEWS_DIR / "node_modules" / "ws" / "package.json").read_text())
+        return {"node": node.lstrip("v"), "ws": str(ws["version"])}
+
+
+System = RtstreamSystem | PeerSystem
 
 
 def _terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:

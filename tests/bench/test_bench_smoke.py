@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def test_bench_smoke_produces_both_sections(tmp_path: Path) -> None:
@@ -46,3 +49,41 @@ def test_bench_smoke_on_the_redis_bus(tmp_path: Path) -> None:
     assert result["meta"]["bus"] == "redis" and result["meta"]["bus_servers"] == 2
     assert result["rtstream"] and all(r["delivered_per_s"] > 0 for r in result["rtstream"])
     assert all(r["duplicates"] == 0 for r in result["rtstream"])
+
+
+@pytest.mark.parametrize("peer", ["websockets", "nodews"])
+def test_bench_smoke_against_a_peer(tmp_path: Path, peer: str) -> None:
+    """Each peer runs end to end beside rtstream: its messages reach the same client with
+    contiguous seqs, and the JSON holds rtstream's ratios against it and its versions."""
+    if peer == "nodews" and (shutil.which("node") is None or shutil.which("npm") is None):
+        pytest.fail("the nodews peer needs Node.js and npm (installed on this machine and CI)")
+    out = tmp_path / f"bench-{peer}.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "jupyter_rtstream.bench", "--smoke", "--json", str(out)),
+            *("--systems", f"rtstream,{peer}", "--sweep", "400"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["meta"]["systems"] == ["rtstream", peer]
+    expected_versions = {"websockets": {"websockets"}, "nodews": {"node", "ws"}}[peer]
+    assert set(result["meta"]["versions"]) >= expected_versions
+    assert result["baseline"] == []
+    runs = result[peer]
+    assert {r["phase"] for r in runs} == {"fixed", "sweep"}
+    for run in runs:
+        assert run["connected"] == 2 and run["failed_connections"] == 0
+        assert run["delivered"] > 0 and run["delivered_per_s"] > 0, run
+        assert run["gaps"] == 0 and run["duplicates"] == 0, run
+        assert run["p99_ms"] is not None and run["server_us_per_msg"] is not None
+        # The peers send frames of rtstream's size, so the client pays the same per frame.
+        assert abs(run["frame_bytes"] - result["meta"]["frame_bytes"]) <= 8, run
+    vs = result["ratios"]["vs"]
+    assert set(vs) == {peer}
+    assert set(vs[peer]["p99_by_run"]) == {"2@200", "2@400"}
+    assert result["saturation"][peer] is not None
+    assert peer in proc.stdout  # the printed table has the peer's rows
