@@ -27,7 +27,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -37,7 +37,7 @@ import tornado
 from .._version import __version__
 from .publisher import (
     BaselineSystem,
-    ClientProcess,
+    ClientGroup,
     NodeWsSystem,
     RtstreamSystem,
     System,
@@ -47,9 +47,12 @@ from .publisher import (
     rss_bytes,
 )
 from .redis_bus import RedisBusSystem
-from .report import SYSTEMS, Run, find, ratios, saturation, summary, table, write_json
+from .report import SYSTEMS, Run, find, ratios, summary, table, write_json
 
 MIXES = ("market_data",)
+
+#: A row whose (busiest) client process used more CPU than this is flagged ``client_bound``.
+CLIENT_BOUND_PERCENT = 90.0
 
 
 @dataclass
@@ -67,6 +70,9 @@ class Plan:
     mix: str
     bus: str = "local"
     bus_servers: int = 1
+    client_procs: int = 1
+    #: Sweep: a system stops after this many higher rates that raised its best by < 5 %.
+    sweep_patience: int = 2
 
 
 @dataclass
@@ -157,6 +163,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         default=1,
         help="--bus redis: servers relaying the feed (clients on the first)",
     )
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=1,
+        help="client processes sharing the clients (so the server, not the client, saturates)",
+    )
+    parser.add_argument(
+        "--sweep-patience",
+        type=int,
+        default=2,
+        help="sweep: stop a system after N higher rates that did not raise its best by 5 %%",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep server logs (print the dir)")
     args = parser.parse_args(argv)
@@ -185,6 +203,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         mix=mix,
         bus=args.bus,
         bus_servers=max(1, args.bus_servers),
+        client_procs=max(1, args.client_procs),
+        sweep_patience=max(1, args.sweep_patience),
     ), _Extra(args.json, args.keep)
 
 
@@ -198,7 +218,9 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
     system.start(publish_rate)
     try:
         pid = system.pid
-        driver = ClientProcess(system.ws_url, system.token, clients, system.subscribe, workdir)
+        driver = ClientGroup(
+            system.ws_url, system.token, clients, system.subscribe, workdir, plan.client_procs
+        )
         try:
             ready = driver.expect("ready", timeout=60.0 + 0.05 * clients)
             if ready["connected"] == 0:
@@ -243,7 +265,11 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
         "server_rss_mib": _r(rss / 2**20, 1),
         "client_cpu_s": _r(got["client_cpu_s"]),
         "client_us_per_msg": _r(got["client_cpu_s"] / delivered * 1e6, 2) if delivered else None,
-        "client_cpu_percent": _r(100.0 * got["client_cpu_s"] / got["seconds"], 1),
+        # Of the busiest client process: above CLIENT_BOUND_PERCENT it, not the server, may be
+        # what limits the row.
+        "client_cpu_percent": _r(got["client_cpu_percent"], 1),
+        "client_procs": len(driver.procs),
+        "client_bound": got["client_cpu_percent"] > CLIENT_BOUND_PERCENT,
         "frame_bytes": _r(got["bytes_per_s"] / got["delivered_per_s"], 1)
         if got["delivered_per_s"]
         else None,
@@ -256,14 +282,14 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
     }
 
 
-def idle_memory(system: System, clients: int, workdir: str) -> dict[str, Any]:
+def idle_memory(system: System, clients: int, workdir: str, procs: int = 1) -> dict[str, Any]:
     """Server RSS per idle client: ``clients`` connected and subscribed, one publish/s."""
     system.start(1.0)
     try:
         pid = system.pid
         time.sleep(1.0)
         rss0 = rss_bytes(pid)
-        driver = ClientProcess(system.ws_url, system.token, clients, system.subscribe, workdir)
+        driver = ClientGroup(system.ws_url, system.token, clients, system.subscribe, workdir, procs)
         try:
             ready = driver.expect("ready", timeout=120.0 + 0.05 * clients)
             time.sleep(2.0)
@@ -323,29 +349,13 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
                 one(system, clients, rate, "fixed")
 
     if plan.sweep:
-        saturated: set[str] = set()
-        for rate in sorted(plan.sweep):
-            for system in chosen:
-                if system.name in saturated:
-                    continue
-                run = find(result[system.name], plan.sweep_clients, rate) or one(
-                    system, plan.sweep_clients, rate, "sweep"
-                )
-                if run["delivered_per_s"] < 0.8 * rate:
-                    saturated.add(system.name)
-        result["saturation"] = {
-            "clients": plan.sweep_clients,
-            "rates": sorted(plan.sweep),
-            **{s.name: saturation(result[s.name], plan.sweep_clients) for s in chosen},
-            # False: even the sweep's top rate was delivered; the maximum is a lower bound.
-            **{f"{s.name}_saturated": s.name in saturated for s in chosen},
-        }
+        result["saturation"] = sweep(plan, chosen, result, one)
 
     if plan.idle_clients > 0:
         idle: dict[str, Any] = {"clients": plan.idle_clients}
         for system in chosen:
             _log(f"[{system.name:10}] idle  {plan.idle_clients:>5} clients ...")
-            idle[system.name] = idle_memory(system, plan.idle_clients, workdir)
+            idle[system.name] = idle_memory(system, plan.idle_clients, workdir, plan.client_procs)
             _log(f"           {idle[system.name]['rss_per_client_kib']} KiB per client")
         result["idle_memory"] = idle
     else:
@@ -353,6 +363,71 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
             "clients": 0,
             "skipped": f"{plan.mode} mode; use --idle-clients 1000",
         }
+
+
+def sweep(
+    plan: Plan,
+    chosen: Sequence[System],
+    result: dict[str, Any],
+    one: Callable[[System, int, float, str], Run],
+) -> dict[str, Any]:
+    """Offer each system increasing rates; return the most each ever delivered and why its
+    sweep stopped.
+
+    A system that misses a rate (delivers under 80 % of it) is still offered the higher
+    ones: a server that sheds its backlog or batches harder may deliver more when offered
+    more. It stops after ``plan.sweep_patience`` higher rates in a row that did not raise
+    its best by 5 %, when a run fails, or at the sweep's top rate.
+    """
+    clients = plan.sweep_clients
+    best: dict[str, float] = {}
+    best_run: dict[str, Run] = {}
+    first_miss: dict[str, float] = {}
+    flat: dict[str, int] = {}
+    stopped: dict[str, str] = {}
+    for rate in sorted(plan.sweep):
+        for system in chosen:
+            name = system.name
+            if name in stopped:
+                continue
+            try:
+                run = find(result[name], clients, rate) or one(system, clients, rate, "sweep")
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                stopped[name] = f"a run at {rate:g} msg/s failed: {exc}".splitlines()[0]
+                continue
+            delivered = run["delivered_per_s"]
+            if delivered > best.get(name, 0.0) * 1.05:
+                flat[name] = 0
+            else:
+                flat[name] = flat.get(name, 0) + 1
+            if delivered > best.get(name, 0.0):
+                best[name], best_run[name] = delivered, run
+            if delivered < 0.8 * rate:
+                first_miss.setdefault(name, rate)
+            if name in first_miss and flat[name] >= plan.sweep_patience:
+                stopped[name] = (
+                    f"missed {first_miss[name]:g} msg/s (< 80 % delivered), then "
+                    f"{flat[name]} higher rate(s) did not raise its best by 5 %"
+                )
+    out: dict[str, Any] = {"clients": clients, "rates": sorted(plan.sweep)}
+    top = max(plan.sweep)
+    for system in chosen:
+        name = system.name
+        top_run = best_run.get(name)
+        out[name] = best.get(name)
+        # False: it delivered even the sweep's top rate; the maximum is a lower bound.
+        out[f"{name}_saturated"] = name in first_miss
+        out[f"{name}_at"] = top_run["target_rate"] if top_run is not None else None
+        out[f"{name}_client_bound"] = bool(top_run and top_run.get("client_bound"))
+        if name in stopped:
+            out[f"{name}_stopped"] = stopped[name]
+        elif name in first_miss:
+            out[f"{name}_stopped"] = (
+                f"sweep ended at {top:g} msg/s (missed from {first_miss[name]:g} msg/s on)"
+            )
+        else:
+            out[f"{name}_stopped"] = f"delivered the sweep's top rate, {top:g} msg/s"
+    return out
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -382,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mix": plan.mix,
             "bus": plan.bus,
             "bus_servers": plan.bus_servers if plan.bus == "redis" else None,
+            "client_procs": plan.client_procs,
+            "client_bound_percent": CLIENT_BOUND_PERCENT,
             "frame_bytes": frame_size(plan.topics),
             "duration_s": plan.duration,
             "warmup_s": plan.warmup,

@@ -306,7 +306,16 @@ def _terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
 class ClientProcess:
     """Drives ``python -m jupyter_rtstream.bench.clients`` over its stdin/stdout."""
 
-    def __init__(self, url: str, token: str, clients: int, subscribe: list[str], workdir: str):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        clients: int,
+        subscribe: list[str],
+        workdir: str,
+        *,
+        histogram: bool = False,
+    ):
         self._stderr = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [
@@ -317,6 +326,7 @@ class ClientProcess:
                 f"--token={token}",
                 f"--clients={clients}",
                 f"--subscribe={','.join(subscribe)}",
+                *(["--histogram"] if histogram else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -372,3 +382,88 @@ class ClientProcess:
                 pass
         _terminate(self.proc)
         self._stderr.close()
+
+
+class ClientGroup:
+    """``procs`` client processes sharing ``clients`` connections, driven as one: commands
+    go to every process, answers are merged (counts summed, latency percentiles from the
+    merged histograms, ``client_cpu_percent`` of the busiest process)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        clients: int,
+        subscribe: list[str],
+        workdir: str,
+        procs: int = 1,
+    ) -> None:
+        procs = max(1, min(procs, clients))
+        shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+        self.procs: list[ClientProcess] = []
+        try:
+            for share in shares:
+                self.procs.append(
+                    ClientProcess(url, token, share, subscribe, workdir, histogram=procs > 1)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, line: str) -> None:
+        for proc in self.procs:
+            proc.send(line)
+
+    def expect(self, kind: str, timeout: float) -> dict[str, Any]:
+        answers = [proc.expect(kind, timeout) for proc in self.procs]
+        if len(answers) == 1:
+            answer = answers[0]
+            if kind == "result" and answer.get("seconds"):
+                answer["client_cpu_percent"] = 100.0 * answer["client_cpu_s"] / answer["seconds"]
+            return answer
+        if kind == "ready":
+            return {
+                "connected": sum(a["connected"] for a in answers),
+                "failed": sum(a["failed"] for a in answers),
+                "errors": [e for a in answers for e in a["errors"]][:5],
+                "connect_seconds": max(a["connect_seconds"] for a in answers),
+            }
+        if kind == "result":
+            return merge_results(answers)
+        return answers[0]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.close()
+
+
+def merge_results(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``result`` from those of several client processes (each with a histogram)."""
+    from .clients import histogram_percentile
+
+    hist: dict[int, int] = {}
+    for answer in answers:
+        for key, count in answer["histogram"].items():
+            hist[int(key)] = hist.get(int(key), 0) + count
+    seconds = max(a["seconds"] for a in answers)
+    delivered = sum(a["delivered"] for a in answers)
+    means = [(a["mean_ms"], a["delivered"]) for a in answers if a["mean_ms"] is not None]
+    maxes = [a["max_ms"] for a in answers if a["max_ms"] is not None]
+    return {
+        "seconds": seconds,
+        "delivered": delivered,
+        "delivered_per_s": delivered / seconds if seconds > 0 else 0.0,
+        "bytes_per_s": sum(a["bytes_per_s"] for a in answers),
+        "p50_ms": histogram_percentile(hist, 50),
+        "p99_ms": histogram_percentile(hist, 99),
+        "p999_ms": histogram_percentile(hist, 99.9),
+        "max_ms": max(maxes) if maxes else None,
+        "mean_ms": sum(m * n for m, n in means) / delivered if means and delivered else None,
+        **{k: sum(a[k] for a in answers) for k in ("gaps", "duplicates", "disconnects")},
+        "other_frames": sum(a["other_frames"] for a in answers),
+        "client_cpu_s": sum(a["client_cpu_s"] for a in answers),
+        "client_cpu_percent": max(
+            100.0 * a["client_cpu_s"] / a["seconds"] if a["seconds"] else 0.0 for a in answers
+        ),
+        "connected": sum(a["connected"] for a in answers),
+    }

@@ -107,6 +107,7 @@ COLUMNS = (
     ("RSS MiB", "server_rss_mib", 1),
     ("conflated", "conflated", 0),
     ("gaps", "gaps", 0),
+    ("bound", "bound", 0),
 )
 
 
@@ -130,7 +131,11 @@ def table(result: dict[str, Any]) -> str:
             )
             if run is None:
                 continue
-            run = {**run, "system": system if phase == "fixed" else f"{system} (sweep)"}
+            run = {
+                **run,
+                "system": system if phase == "fixed" else f"{system} (sweep)",
+                "bound": "client" if run.get("client_bound") else "",
+            }
             rows.append([_fmt(run.get(key), digits) for _, key, digits in COLUMNS])
     head = [title for title, _, _ in COLUMNS]
     widths = [
@@ -160,6 +165,20 @@ def summary(result: dict[str, Any]) -> str:
             if name in sat
         )
         out.append(f"- saturation at {sat['clients']} clients (sweep {rates} msg/s): {figures}")
+        for name in systems:
+            if f"{name}_stopped" in sat:
+                bound = " (that row is client-bound)" if sat.get(f"{name}_client_bound") else ""
+                out.append(
+                    f"  - {name}: best at {_fmt(sat.get(f'{name}_at'), 0)} msg/s offered{bound}; "
+                    f"stopped: {sat[f'{name}_stopped']}"
+                )
+    runs = [r for name in systems for r in result[name] if r.get("client_bound")]
+    if runs:
+        out.append(
+            f"- {len(runs)} row(s) client-bound (busiest client process above "
+            f"{result['meta'].get('client_bound_percent', 90):g} % CPU): the client, not the "
+            "server, may have limited them; try --client-procs"
+        )
     idle = result.get("idle_memory")
     if idle and not idle.get("skipped"):
         figures = ", ".join(
