@@ -132,7 +132,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
     parser.add_argument("--clients", type=lambda t: _numbers(t, int), help="e.g. 1,10,100,1000")
     parser.add_argument("--rates", type=lambda t: _numbers(t, float), help="delivered msg/s")
     parser.add_argument(
-        "--sweep", type=lambda t: _numbers(t, float), help="saturation sweep rates (msg/s)"
+        "--sweep",
+        type=lambda t: [] if t.strip() == "none" else _numbers(t, float),
+        help="saturation sweep rates (msg/s), or 'none'",
     )
     parser.add_argument("--sweep-clients", type=int, help="clients of the sweep (default 100)")
     parser.add_argument("--duration", type=float, help="seconds measured per run")
