@@ -49,7 +49,15 @@ redis:
 		fi; \
 	fi
 
-pytest: setup redis $(HUB_PROXY_STAMP)
+# The Node.js `ws` peer of the benchmark (jupyter_rtstream/bench/nodews), from its lockfile;
+# the benchmark also runs this itself when node_modules is missing or older than the lock.
+NODEWS_DIR := jupyter_rtstream/bench/nodews
+NODEWS_STAMP := $(NODEWS_DIR)/node_modules/.package-lock.json
+$(NODEWS_STAMP): $(NODEWS_DIR)/package-lock.json
+	cd $(NODEWS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+pytest: setup redis $(HUB_PROXY_STAMP) $(NODEWS_STAMP)
 	$(PY) -m pytest --ignore=tests/ui
 	$(PY) -m pytest --nbval notebooks -p jupyter_rtstream.testing --rtstream-server
 
@@ -94,10 +102,11 @@ HOG ?= 0
 test-repeat: labextension
 	N=$(N) HOG=$(HOG) PY=$(PY) bash .ci/repeat
 
-bench: setup
-	$(PY) -m jupyter_rtstream.bench --quick --json bench-quick.json
+bench: setup $(NODEWS_STAMP)
+	$(PY) -m jupyter_rtstream.bench --quick --systems rtstream,baseline,websockets,nodews \
+		--json bench-quick.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .test-repeat \
 		labextension/node_modules labextension/lib jupyter_rtstream/labextension \
-		tests/hub/node_modules
+		tests/hub/node_modules $(NODEWS_DIR)/node_modules

@@ -1,11 +1,12 @@
-"""Benchmark rtstream against a raw Tornado WebSocket broadcaster, side by side.
+"""Benchmark rtstream against the WebSocket servers people pick, side by side.
 
 ``python -m jupyter_rtstream.bench [--quick | --smoke] [--clients 1,10,100,1000]
 [--rates 1000,10000] [--sweep 5000,...] [--duration S] [--bus local|redis]
-[--bus-servers N] [--json PATH]``
+[--bus-servers N] [--systems rtstream,baseline,websockets,nodews] [--json PATH]``
 
 For every (clients, target rate) it runs each system in turn: a fresh server subprocess
-(``jupyter server`` with ``feed = "synthetic"``, or the raw Tornado baseline), one client
+(``jupyter server`` with ``feed = "synthetic"``, or a peer: the raw Tornado baseline, the
+``websockets`` library with ``broadcast()``, Node.js ``ws``), one client
 process connecting every client, a warm-up, then a measurement window. The target rate is
 the rate of *delivered* messages, summed over clients: the server publishes
 ``target_rate / clients`` messages per second and every client receives every message.
@@ -26,7 +27,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -36,17 +37,22 @@ import tornado
 from .._version import __version__
 from .publisher import (
     BaselineSystem,
-    ClientProcess,
+    ClientGroup,
+    NodeWsSystem,
     RtstreamSystem,
     System,
+    WebsocketsSystem,
     cpu_seconds,
     frame_size,
     rss_bytes,
 )
 from .redis_bus import RedisBusSystem
-from .report import Run, find, ratios, saturation, summary, table, write_json
+from .report import SYSTEMS, Run, find, ratios, summary, table, write_json
 
 MIXES = ("market_data",)
+
+#: A row whose (busiest) client process used more CPU than this is flagged ``client_bound``.
+CLIENT_BOUND_PERCENT = 90.0
 
 
 @dataclass
@@ -64,6 +70,9 @@ class Plan:
     mix: str
     bus: str = "local"
     bus_servers: int = 1
+    client_procs: int = 1
+    #: Sweep: a system stops after this many higher rates that raised its best by < 5 %.
+    sweep_patience: int = 2
 
 
 @dataclass
@@ -123,7 +132,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
     parser.add_argument("--clients", type=lambda t: _numbers(t, int), help="e.g. 1,10,100,1000")
     parser.add_argument("--rates", type=lambda t: _numbers(t, float), help="delivered msg/s")
     parser.add_argument(
-        "--sweep", type=lambda t: _numbers(t, float), help="saturation sweep rates (msg/s)"
+        "--sweep",
+        type=lambda t: [] if t.strip() == "none" else _numbers(t, float),
+        help="saturation sweep rates (msg/s), or 'none'",
     )
     parser.add_argument("--sweep-clients", type=int, help="clients of the sweep (default 100)")
     parser.add_argument("--duration", type=float, help="seconds measured per run")
@@ -138,7 +149,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         help="message type mix; only 'market_data' (the streamed hot path) is implemented",
     )
     parser.add_argument(
-        "--systems", default="rtstream,baseline", help="which systems to run (default both)"
+        "--systems",
+        default="rtstream,baseline",
+        help=f"comma-separated, of {','.join(SYSTEMS)} (default rtstream,baseline)",
     )
     parser.add_argument(
         "--bus",
@@ -152,6 +165,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         default=1,
         help="--bus redis: servers relaying the feed (clients on the first)",
     )
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=1,
+        help="client processes sharing the clients (so the server, not the client, saturates)",
+    )
+    parser.add_argument(
+        "--sweep-patience",
+        type=int,
+        default=2,
+        help="sweep: stop a system after N higher rates that did not raise its best by 5 %%",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep server logs (print the dir)")
     args = parser.parse_args(argv)
@@ -161,8 +186,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
     if mix not in MIXES or "," in args.mix:
         parser.error(f"--mix: only {', '.join(MIXES)} is implemented (got {args.mix!r})")
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if not systems or set(systems) - {"rtstream", "baseline"}:
-        parser.error("--systems: rtstream, baseline or both")
+    if not systems or set(systems) - set(SYSTEMS):
+        parser.error(f"--systems: a comma-separated subset of {','.join(SYSTEMS)}")
+    systems = [name for name in SYSTEMS if name in systems]  # rtstream first, no repeats
     clients = args.clients or preset["clients"]
     sweep_clients = args.sweep_clients or (100 if 100 in clients else max(clients))
     return Plan(
@@ -179,6 +205,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Plan, _Extra]:
         mix=mix,
         bus=args.bus,
         bus_servers=max(1, args.bus_servers),
+        client_procs=max(1, args.client_procs),
+        sweep_patience=max(1, args.sweep_patience),
     ), _Extra(args.json, args.keep)
 
 
@@ -192,7 +220,9 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
     system.start(publish_rate)
     try:
         pid = system.pid
-        driver = ClientProcess(system.ws_url, system.token, clients, system.subscribe, workdir)
+        driver = ClientGroup(
+            system.ws_url, system.token, clients, system.subscribe, workdir, plan.client_procs
+        )
         try:
             ready = driver.expect("ready", timeout=60.0 + 0.05 * clients)
             if ready["connected"] == 0:
@@ -237,7 +267,11 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
         "server_rss_mib": _r(rss / 2**20, 1),
         "client_cpu_s": _r(got["client_cpu_s"]),
         "client_us_per_msg": _r(got["client_cpu_s"] / delivered * 1e6, 2) if delivered else None,
-        "client_cpu_percent": _r(100.0 * got["client_cpu_s"] / got["seconds"], 1),
+        # Of the busiest client process: above CLIENT_BOUND_PERCENT it, not the server, may be
+        # what limits the row.
+        "client_cpu_percent": _r(got["client_cpu_percent"], 1),
+        "client_procs": len(driver.procs),
+        "client_bound": got["client_cpu_percent"] > CLIENT_BOUND_PERCENT,
         "frame_bytes": _r(got["bytes_per_s"] / got["delivered_per_s"], 1)
         if got["delivered_per_s"]
         else None,
@@ -250,14 +284,14 @@ def measure(system: System, clients: int, target_rate: float, plan: Plan, workdi
     }
 
 
-def idle_memory(system: System, clients: int, workdir: str) -> dict[str, Any]:
+def idle_memory(system: System, clients: int, workdir: str, procs: int = 1) -> dict[str, Any]:
     """Server RSS per idle client: ``clients`` connected and subscribed, one publish/s."""
     system.start(1.0)
     try:
         pid = system.pid
         time.sleep(1.0)
         rss0 = rss_bytes(pid)
-        driver = ClientProcess(system.ws_url, system.token, clients, system.subscribe, workdir)
+        driver = ClientGroup(system.ws_url, system.token, clients, system.subscribe, workdir, procs)
         try:
             ready = driver.expect("ready", timeout=120.0 + 0.05 * clients)
             time.sleep(2.0)
@@ -290,18 +324,22 @@ def _describe(run: Run) -> str:
 
 def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
     size = result["meta"]["frame_bytes"]
-    systems: dict[str, System] = {
-        "rtstream": (
-            RedisBusSystem(plan.topics, workdir, plan.bus_servers)
-            if plan.bus == "redis"
-            else RtstreamSystem(plan.topics, workdir)
-        ),
-        "baseline": BaselineSystem(plan.topics, size, workdir),
-    }
-    chosen = [systems[name] for name in plan.systems]
+
+    def make(name: str) -> System:
+        if name == "rtstream":
+            if plan.bus == "redis":
+                return RedisBusSystem(plan.topics, workdir, plan.bus_servers)
+            return RtstreamSystem(plan.topics, workdir)
+        peer = {"baseline": BaselineSystem, "websockets": WebsocketsSystem, "nodews": NodeWsSystem}
+        return peer[name](plan.topics, size, workdir)
+
+    chosen = [make(name) for name in plan.systems]
+    for system in chosen:
+        if not isinstance(system, RtstreamSystem):
+            result["meta"]["versions"].update(system.versions())
 
     def one(system: System, clients: int, rate: float, phase: str) -> Run:
-        _log(f"[{system.name:8}] {phase:5} {clients:>5} clients {rate:>8,.0f} msg/s ...")
+        _log(f"[{system.name:10}] {phase:5} {clients:>5} clients {rate:>8,.0f} msg/s ...")
         run = {"phase": phase, **measure(system, clients, rate, plan, workdir)}
         _log(f"           {_describe(run)}")
         result[system.name].append(run)
@@ -313,29 +351,13 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
                 one(system, clients, rate, "fixed")
 
     if plan.sweep:
-        saturated: set[str] = set()
-        for rate in sorted(plan.sweep):
-            for system in chosen:
-                if system.name in saturated:
-                    continue
-                run = find(result[system.name], plan.sweep_clients, rate) or one(
-                    system, plan.sweep_clients, rate, "sweep"
-                )
-                if run["delivered_per_s"] < 0.8 * rate:
-                    saturated.add(system.name)
-        result["saturation"] = {
-            "clients": plan.sweep_clients,
-            "rates": sorted(plan.sweep),
-            **{s.name: saturation(result[s.name], plan.sweep_clients) for s in chosen},
-            # False: even the sweep's top rate was delivered; the maximum is a lower bound.
-            **{f"{s.name}_saturated": s.name in saturated for s in chosen},
-        }
+        result["saturation"] = sweep(plan, chosen, result, one)
 
     if plan.idle_clients > 0:
         idle: dict[str, Any] = {"clients": plan.idle_clients}
         for system in chosen:
-            _log(f"[{system.name:8}] idle  {plan.idle_clients:>5} clients ...")
-            idle[system.name] = idle_memory(system, plan.idle_clients, workdir)
+            _log(f"[{system.name:10}] idle  {plan.idle_clients:>5} clients ...")
+            idle[system.name] = idle_memory(system, plan.idle_clients, workdir, plan.client_procs)
             _log(f"           {idle[system.name]['rss_per_client_kib']} KiB per client")
         result["idle_memory"] = idle
     else:
@@ -343,6 +365,71 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
             "clients": 0,
             "skipped": f"{plan.mode} mode; use --idle-clients 1000",
         }
+
+
+def sweep(
+    plan: Plan,
+    chosen: Sequence[System],
+    result: dict[str, Any],
+    one: Callable[[System, int, float, str], Run],
+) -> dict[str, Any]:
+    """Offer each system increasing rates; return the most each ever delivered and why its
+    sweep stopped.
+
+    A system that misses a rate (delivers under 80 % of it) is still offered the higher
+    ones: a server that sheds its backlog or batches harder may deliver more when offered
+    more. It stops after ``plan.sweep_patience`` higher rates in a row that did not raise
+    its best by 5 %, when a run fails, or at the sweep's top rate.
+    """
+    clients = plan.sweep_clients
+    best: dict[str, float] = {}
+    best_run: dict[str, Run] = {}
+    first_miss: dict[str, float] = {}
+    flat: dict[str, int] = {}
+    stopped: dict[str, str] = {}
+    for rate in sorted(plan.sweep):
+        for system in chosen:
+            name = system.name
+            if name in stopped:
+                continue
+            try:
+                run = find(result[name], clients, rate) or one(system, clients, rate, "sweep")
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                stopped[name] = f"a run at {rate:g} msg/s failed: {exc}".splitlines()[0]
+                continue
+            delivered = run["delivered_per_s"]
+            if delivered > best.get(name, 0.0) * 1.05:
+                flat[name] = 0
+            else:
+                flat[name] = flat.get(name, 0) + 1
+            if delivered > best.get(name, 0.0):
+                best[name], best_run[name] = delivered, run
+            if delivered < 0.8 * rate:
+                first_miss.setdefault(name, rate)
+            if name in first_miss and flat[name] >= plan.sweep_patience:
+                stopped[name] = (
+                    f"missed {first_miss[name]:g} msg/s (< 80 % delivered), then "
+                    f"{flat[name]} higher rate(s) did not raise its best by 5 %"
+                )
+    out: dict[str, Any] = {"clients": clients, "rates": sorted(plan.sweep)}
+    top = max(plan.sweep)
+    for system in chosen:
+        name = system.name
+        top_run = best_run.get(name)
+        out[name] = best.get(name)
+        # False: it delivered even the sweep's top rate; the maximum is a lower bound.
+        out[f"{name}_saturated"] = name in first_miss
+        out[f"{name}_at"] = top_run["target_rate"] if top_run is not None else None
+        out[f"{name}_client_bound"] = bool(top_run and top_run.get("client_bound"))
+        if name in stopped:
+            out[f"{name}_stopped"] = stopped[name]
+        elif name in first_miss:
+            out[f"{name}_stopped"] = (
+                f"sweep ended at {top:g} msg/s (missed from {first_miss[name]:g} msg/s on)"
+            )
+        else:
+            out[f"{name}_stopped"] = f"delivered the sweep's top rate, {top:g} msg/s"
+    return out
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -364,12 +451,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mode": plan.mode,
             "python": platform.python_version(),
             "tornado": tornado.version,
+            "versions": {"rtstream": __version__, "tornado": tornado.version},
+            "systems": plan.systems,
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
             "topics": plan.topics,
             "mix": plan.mix,
             "bus": plan.bus,
             "bus_servers": plan.bus_servers if plan.bus == "redis" else None,
+            "client_procs": plan.client_procs,
+            "client_bound_percent": CLIENT_BOUND_PERCENT,
             "frame_bytes": frame_size(plan.topics),
             "duration_s": plan.duration,
             "warmup_s": plan.warmup,
@@ -379,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "loadavg_start": os.getloadavg(),
         },
-        "rtstream": [],
-        "baseline": [],
+        **{name: [] for name in SYSTEMS},
         "saturation": None,
         "idle_memory": None,
     }

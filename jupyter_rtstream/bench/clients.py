@@ -243,9 +243,40 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
-def summarize(stats: Stats, seconds: float) -> dict[str, Any]:
+#: Histogram buckets per factor e of latency (0.5 % wide): merged percentiles of several
+#: client processes (``--histogram``) are exact to that width.
+_BUCKETS_PER_E = 200
+
+
+def histogram(values: Sequence[float]) -> dict[int, int]:
+    """Sparse log-bucketed counts of latencies in ms (bucket ``floor(ln(µs) * 200)``)."""
+    out: dict[int, int] = {}
+    log = math.log
+    for v in values:
+        key = int(log(max(v * 1000.0, 1.0)) * _BUCKETS_PER_E)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def histogram_percentile(hist: dict[int, int], p: float) -> float | None:
+    """Nearest-rank percentile (ms) of a merged :func:`histogram`: its bucket's upper edge."""
+    total = sum(hist.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * total))
+    seen = 0
+    for key in sorted(hist):
+        seen += hist[key]
+        if seen >= rank:
+            return math.exp((key + 1) / _BUCKETS_PER_E) / 1000.0
+    return None  # pragma: no cover - rank <= total
+
+
+def summarize(stats: Stats, seconds: float, with_histogram: bool = False) -> dict[str, Any]:
     values = sorted(stats.latencies)
+    extra: dict[str, Any] = {"histogram": histogram(values)} if with_histogram else {}
     return {
+        **extra,
         "seconds": seconds,
         "delivered": stats.delivered,
         "delivered_per_s": stats.delivered / seconds if seconds > 0 else 0.0,
@@ -327,7 +358,7 @@ async def run(args: argparse.Namespace) -> None:
             elif line == "stop":
                 stats.recording = False
                 seconds = time.monotonic() - window_start
-                result = summarize(stats, seconds)
+                result = summarize(stats, seconds, args.histogram)
                 result["client_cpu_s"] = time.process_time() - cpu_start
                 result["connected"] = sum(1 for c in clients if not c.closed)
                 _emit("result", result)
@@ -346,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--subscribe", default="", help="comma-separated market_data symbols")
     parser.add_argument("--concurrency", type=int, default=50, help="connections in flight")
+    parser.add_argument(
+        "--histogram",
+        action="store_true",
+        help="add a latency histogram to the result (several client processes merge theirs)",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args))

@@ -1,10 +1,12 @@
-"""The two systems under test, as subprocesses the benchmark starts, reads and stops.
+"""The systems under test, as subprocesses the benchmark starts, reads and stops.
 
 - :class:`RtstreamSystem`: a real ``jupyter server`` with the extension and
   ``feed = "synthetic"`` (:mod:`jupyter_rtstream.server.synthetic`), no analytics timer.
-- :class:`BaselineSystem`: ``python -m jupyter_rtstream.bench.baseline``.
+- The peers (:class:`PeerSystem`), bare broadcasters sending the same messages:
+  :class:`BaselineSystem` (raw Tornado ``write_message``), :class:`WebsocketsSystem`
+  (``websockets`` + ``broadcast()``) and :class:`NodeWsSystem` (Node.js ``ws``).
 
-Both run in their own session (process group), so a Ctrl-C in the terminal reaches only
+All run in their own session (process group), so a Ctrl-C in the terminal reaches only
 the benchmark, which then stops them. Server CPU time and RSS come from ``/proc/<pid>``.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,10 +142,14 @@ class RtstreamSystem:
             server.close()
 
 
-class BaselineSystem:
-    """The raw Tornado broadcaster (:mod:`jupyter_rtstream.bench.baseline`)."""
+class PeerSystem:
+    """A bare broadcaster in a subprocess that prints ``listening <port>`` when ready.
 
-    name = "baseline"
+    The peers take the same ``--port --rate --size --topics`` and send the same messages
+    (shape, size, pacing); subclasses say which program runs and which versions it uses.
+    """
+
+    name = "peer"
 
     def __init__(self, topics: int, size: int, workdir: str) -> None:
         self.topics = topics
@@ -153,22 +160,22 @@ class BaselineSystem:
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.started_in = 0.0
-        self._log_path = Path(workdir) / "baseline.log"
+        self._log_path = Path(workdir) / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """Versions of what this system runs on (recorded in the JSON's ``meta``)."""
+        return {}
 
     def start(self, publish_rate: float) -> None:
         self.port = free_port()
         began = time.monotonic()
+        args = [f"--port={self.port}", f"--rate={publish_rate}", f"--size={self.size}"]
         with open(self._log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter_rtstream.bench.baseline",
-                    f"--port={self.port}",
-                    f"--rate={publish_rate}",
-                    f"--size={self.size}",
-                    f"--topics={self.topics}",
-                ],
+                [*self.command(), *args, f"--topics={self.topics}"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -179,7 +186,7 @@ class BaselineSystem:
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):
             self.stop()
-            raise RuntimeError(f"baseline did not start: {line!r}\n{self.log_tail()}")
+            raise RuntimeError(f"{self.name} did not start: {line!r}\n{self.log_tail()}")
         self.started_in = time.monotonic() - began
 
     @property
@@ -206,7 +213,81 @@ class BaselineSystem:
             _terminate(proc)
 
 
-System = RtstreamSystem | BaselineSystem
+class BaselineSystem(PeerSystem):
+    """The raw Tornado broadcaster (:mod:`jupyter_rtstream.bench.baseline`)."""
+
+    name = "baseline"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "jupyter_rtstream.bench.baseline"]
+
+    def versions(self) -> dict[str, str]:
+        import tornado
+
+        return {"tornado": tornado.version}
+
+
+class WebsocketsSystem(PeerSystem):
+    """The ``websockets`` asyncio server with ``broadcast()``
+    (:mod:`jupyter_rtstream.bench.peer_websockets`)."""
+
+    name = "websockets"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "jupyter_rtstream.bench.peer_websockets"]
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"websockets": version("websockets")}
+
+
+#: The Node.js peer's directory: ``server.js``, ``package.json`` and ``package-lock.json``.
+NODEWS_DIR = Path(__file__).with_name("nodews")
+
+
+def ensure_nodews(directory: Path = NODEWS_DIR) -> None:
+    """``npm ci`` the Node.js peer's lockfile unless its ``node_modules`` is up to date."""
+    stamp = directory / "node_modules" / ".package-lock.json"
+    lock = directory / "package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError("--systems nodews needs Node.js and npm on PATH")
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=directory,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    stamp.touch()
+
+
+class NodeWsSystem(PeerSystem):
+    """Node.js + ``ws``, ``send`` per client (``nodews/server.js``, ``npm ci`` on first use)."""
+
+    name = "nodews"
+
+    def __init__(self, topics: int, size: int, workdir: str) -> None:
+        super().__init__(topics, size, workdir)
+        ensure_nodews()
+
+    def command(self) -> list[str]:
+        return [shutil.which("node") or "node", str(NODEWS_DIR / "server.js")]
+
+    def versions(self) -> dict[str, str]:
+        import json
+
+        node = subprocess.run(
+            [self.command()[0], "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        ws = json.loads((NODEWS_DIR / "node_modules" / "ws" / "package.json").read_text())
+        return {"node": node.lstrip("v"), "ws": str(ws["version"])}
+
+
+System = RtstreamSystem | PeerSystem
 
 
 def _terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
@@ -225,7 +306,16 @@ def _terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
 class ClientProcess:
     """Drives ``python -m jupyter_rtstream.bench.clients`` over its stdin/stdout."""
 
-    def __init__(self, url: str, token: str, clients: int, subscribe: list[str], workdir: str):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        clients: int,
+        subscribe: list[str],
+        workdir: str,
+        *,
+        histogram: bool = False,
+    ):
         self._stderr = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [
@@ -236,6 +326,7 @@ class ClientProcess:
                 f"--token={token}",
                 f"--clients={clients}",
                 f"--subscribe={','.join(subscribe)}",
+                *(["--histogram"] if histogram else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -291,3 +382,88 @@ class ClientProcess:
                 pass
         _terminate(self.proc)
         self._stderr.close()
+
+
+class ClientGroup:
+    """``procs`` client processes sharing ``clients`` connections, driven as one: commands
+    go to every process, answers are merged (counts summed, latency percentiles from the
+    merged histograms, ``client_cpu_percent`` of the busiest process)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        clients: int,
+        subscribe: list[str],
+        workdir: str,
+        procs: int = 1,
+    ) -> None:
+        procs = max(1, min(procs, clients))
+        shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+        self.procs: list[ClientProcess] = []
+        try:
+            for share in shares:
+                self.procs.append(
+                    ClientProcess(url, token, share, subscribe, workdir, histogram=procs > 1)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, line: str) -> None:
+        for proc in self.procs:
+            proc.send(line)
+
+    def expect(self, kind: str, timeout: float) -> dict[str, Any]:
+        answers = [proc.expect(kind, timeout) for proc in self.procs]
+        if len(answers) == 1:
+            answer = answers[0]
+            if kind == "result" and answer.get("seconds"):
+                answer["client_cpu_percent"] = 100.0 * answer["client_cpu_s"] / answer["seconds"]
+            return answer
+        if kind == "ready":
+            return {
+                "connected": sum(a["connected"] for a in answers),
+                "failed": sum(a["failed"] for a in answers),
+                "errors": [e for a in answers for e in a["errors"]][:5],
+                "connect_seconds": max(a["connect_seconds"] for a in answers),
+            }
+        if kind == "result":
+            return merge_results(answers)
+        return answers[0]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.close()
+
+
+def merge_results(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``result`` from those of several client processes (each with a histogram)."""
+    from .clients import histogram_percentile
+
+    hist: dict[int, int] = {}
+    for answer in answers:
+        for key, count in answer["histogram"].items():
+            hist[int(key)] = hist.get(int(key), 0) + count
+    seconds = max(a["seconds"] for a in answers)
+    delivered = sum(a["delivered"] for a in answers)
+    means = [(a["mean_ms"], a["delivered"]) for a in answers if a["mean_ms"] is not None]
+    maxes = [a["max_ms"] for a in answers if a["max_ms"] is not None]
+    return {
+        "seconds": seconds,
+        "delivered": delivered,
+        "delivered_per_s": delivered / seconds if seconds > 0 else 0.0,
+        "bytes_per_s": sum(a["bytes_per_s"] for a in answers),
+        "p50_ms": histogram_percentile(hist, 50),
+        "p99_ms": histogram_percentile(hist, 99),
+        "p999_ms": histogram_percentile(hist, 99.9),
+        "max_ms": max(maxes) if maxes else None,
+        "mean_ms": sum(m * n for m, n in means) / delivered if means and delivered else None,
+        **{k: sum(a[k] for a in answers) for k in ("gaps", "duplicates", "disconnects")},
+        "other_frames": sum(a["other_frames"] for a in answers),
+        "client_cpu_s": sum(a["client_cpu_s"] for a in answers),
+        "client_cpu_percent": max(
+            100.0 * a["client_cpu_s"] / a["seconds"] if a["seconds"] else 0.0 for a in answers
+        ),
+        "connected": sum(a["connected"] for a in answers),
+    }

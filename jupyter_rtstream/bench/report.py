@@ -29,33 +29,58 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
-def ratios(result: dict[str, Any]) -> dict[str, Any]:
-    """rtstream / baseline: saturation throughput, p99 at 10k msg/s over 100 clients, and
-    p99 for every (clients, rate) both systems ran."""
-    rt, base = result["rtstream"], result["baseline"]
+#: Every system the benchmark knows, rtstream first; the others are its peers.
+SYSTEMS = ("rtstream", "baseline", "websockets", "nodews")
+PEERS = SYSTEMS[1:]
+
+
+def _pair(rt: Run | None, other: Run | None, key: str) -> float | None:
+    return _ratio(rt[key], other[key]) if rt is not None and other is not None else None
+
+
+def ratios_vs(result: dict[str, Any], peer: str) -> dict[str, Any]:
+    """rtstream / ``peer``: saturation throughput, p99 and server µs per delivered message at
+    10k msg/s over 100 clients, and p99 / server µs per message for every run both made."""
+    rt, other = result.get("rtstream") or [], result.get(peer) or []
     sat = result.get("saturation") or {}
-    at_10k_100 = (find(rt, 100, 10_000.0), find(base, 100, 10_000.0))
+    at_10k_100 = (find(rt, 100, 10_000.0), find(other, 100, 10_000.0))
     p99_by_run: dict[str, float | None] = {}
+    us_by_run: dict[str, float | None] = {}
     for run in rt:
-        other = find(base, run["clients"], run["target_rate"])
-        if other is not None:
+        match = find(other, run["clients"], run["target_rate"])
+        if match is not None:
             key = f"{run['clients']}@{run['target_rate']:g}"
-            p99_by_run[key] = _ratio(run["p99_ms"], other["p99_ms"])
+            p99_by_run[key] = _ratio(run["p99_ms"], match["p99_ms"])
+            us_by_run[key] = _ratio(run["server_us_per_msg"], match["server_us_per_msg"])
     return {
-        "saturation_throughput": _ratio(sat.get("rtstream"), sat.get("baseline")),
-        "saturation_throughput_bound": _bound_kind(sat),
-        "p99_10k_100_clients": (
-            _ratio(at_10k_100[0]["p99_ms"], at_10k_100[1]["p99_ms"])
-            if at_10k_100[0] is not None and at_10k_100[1] is not None
-            else None
-        ),
+        "saturation_throughput": _ratio(sat.get("rtstream"), sat.get(peer)),
+        "saturation_throughput_bound": _bound_kind(sat, peer),
+        "p99_10k_100_clients": _pair(*at_10k_100, "p99_ms"),
         "p99_by_run": p99_by_run,
-        "server_us_per_msg_10k_100_clients": (
-            _ratio(at_10k_100[0]["server_us_per_msg"], at_10k_100[1]["server_us_per_msg"])
-            if at_10k_100[0] is not None and at_10k_100[1] is not None
-            else None
-        ),
+        "server_us_per_msg_10k_100_clients": _pair(*at_10k_100, "server_us_per_msg"),
+        "server_us_per_msg_by_run": us_by_run,
     }
+
+
+def ratios(result: dict[str, Any]) -> dict[str, Any]:
+    """rtstream / baseline at the top level (as before the peers existed), rtstream / every
+    peer that ran under ``vs``, and rtstream / the best peer at 10k msg/s over 100 clients
+    (the lowest server µs per message and the lowest p99 of any peer) under ``best_peer``."""
+    out = ratios_vs(result, "baseline")
+    out["vs"] = {peer: ratios_vs(result, peer) for peer in PEERS if result.get(peer)}
+    rt = find(result.get("rtstream") or [], 100, 10_000.0)
+    peers = [r for p in PEERS if (r := find(result.get(p) or [], 100, 10_000.0)) is not None]
+    best: dict[str, Any] = {}
+    if rt is not None and peers:
+        for key in ("server_us_per_msg", "p99_ms"):
+            values = [r[key] for r in peers if r[key] is not None]
+            best[f"{key}_10k_100_clients"] = _ratio(rt[key], min(values)) if values else None
+    sat = result.get("saturation") or {}
+    sat_peers = [sat[p] for p in PEERS if sat.get(p) is not None]
+    if sat.get("rtstream") is not None and sat_peers:
+        best["saturation_throughput"] = _ratio(sat["rtstream"], max(sat_peers))
+    out["best_peer"] = best
+    return out
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -82,19 +107,20 @@ COLUMNS = (
     ("RSS MiB", "server_rss_mib", 1),
     ("conflated", "conflated", 0),
     ("gaps", "gaps", 0),
+    ("bound", "bound", 0),
 )
 
 
 def table(result: dict[str, Any]) -> str:
-    """The runs, rtstream and baseline side by side per (clients, rate), as Markdown."""
+    """The runs, every system side by side per (clients, rate), as Markdown."""
     rows: list[list[str]] = []
+    systems = [name for name in SYSTEMS if result.get(name)]
     keys = sorted(
-        {(r["phase"], r["clients"], r["target_rate"]) for r in result["rtstream"]}
-        | {(r["phase"], r["clients"], r["target_rate"]) for r in result["baseline"]},
+        {(r["phase"], r["clients"], r["target_rate"]) for name in systems for r in result[name]},
         key=lambda k: (k[0] != "fixed", k[1], k[2]),
     )
     for phase, clients, rate in keys:
-        for system in ("rtstream", "baseline"):
+        for system in systems:
             run = next(
                 (
                     r
@@ -105,7 +131,11 @@ def table(result: dict[str, Any]) -> str:
             )
             if run is None:
                 continue
-            run = {**run, "system": system if phase == "fixed" else f"{system} (sweep)"}
+            run = {
+                **run,
+                "system": system if phase == "fixed" else f"{system} (sweep)",
+                "bound": "client" if run.get("client_bound") else "",
+            }
             rows.append([_fmt(run.get(key), digits) for _, key, digits in COLUMNS])
     head = [title for title, _, _ in COLUMNS]
     widths = [
@@ -125,37 +155,58 @@ def table(result: dict[str, Any]) -> str:
 def summary(result: dict[str, Any]) -> str:
     """Saturation, idle memory and ratios, a few lines of Markdown."""
     out = []
+    systems = [name for name in SYSTEMS if result.get(name)]
     sat = result.get("saturation")
     if sat:
         rates = ", ".join(f"{r:g}" for r in sat["rates"])
+        figures = ", ".join(
+            f"{name} {_bound(sat, name)}{_fmt(sat.get(name), 0)} msg/s"
+            for name in systems
+            if name in sat
+        )
+        out.append(f"- saturation at {sat['clients']} clients (sweep {rates} msg/s): {figures}")
+        for name in systems:
+            if f"{name}_stopped" in sat:
+                bound = " (that row is client-bound)" if sat.get(f"{name}_client_bound") else ""
+                out.append(
+                    f"  - {name}: best at {_fmt(sat.get(f'{name}_at'), 0)} msg/s offered{bound}; "
+                    f"stopped: {sat[f'{name}_stopped']}"
+                )
+    runs = [r for name in systems for r in result[name] if r.get("client_bound")]
+    if runs:
         out.append(
-            f"- saturation at {sat['clients']} clients (sweep {rates} msg/s): "
-            f"rtstream {_bound(sat, 'rtstream')}{_fmt(sat.get('rtstream'), 0)} msg/s, "
-            f"baseline {_bound(sat, 'baseline')}{_fmt(sat.get('baseline'), 0)} msg/s"
+            f"- {len(runs)} row(s) client-bound (busiest client process above "
+            f"{result['meta'].get('client_bound_percent', 90):g} % CPU): the client, not the "
+            "server, may have limited them; try --client-procs"
         )
     idle = result.get("idle_memory")
     if idle and not idle.get("skipped"):
-        per_client = {
-            name: _fmt(idle[name]["rss_per_client_kib"]) if name in idle else "-"
-            for name in ("rtstream", "baseline")
-        }
-        out.append(
-            f"- idle memory, {idle['clients']} subscribed clients: rtstream "
-            f"{per_client['rtstream']} KiB/client, baseline {per_client['baseline']} KiB/client"
+        figures = ", ".join(
+            f"{name} {_fmt(idle[name]['rss_per_client_kib'])} KiB/client"
+            for name in systems
+            if name in idle
         )
+        out.append(f"- idle memory, {idle['clients']} subscribed clients: {figures}")
     elif idle:
         out.append(f"- idle memory: skipped ({idle['skipped']})")
     r = result["ratios"]
-    out.append(
-        "- ratios (rtstream / baseline): "
-        f"saturation_throughput {_BOUND_SIGN[r['saturation_throughput_bound']]}"
-        f"{_fmt(r['saturation_throughput'], 3)} ({r['saturation_throughput_bound']}), "
-        f"p99_10k_100_clients {_fmt(r['p99_10k_100_clients'], 3)}"
-    )
-    if r.get("p99_by_run"):
+    for peer, vs in r.get("vs", {}).items():
         out.append(
-            "- p99 ratio by run: "
-            + ", ".join(f"{k}: {_fmt(v, 2)}" for k, v in r["p99_by_run"].items())
+            f"- rtstream / {peer}: saturation_throughput "
+            f"{_BOUND_SIGN[vs['saturation_throughput_bound']]}"
+            f"{_fmt(vs['saturation_throughput'], 3)} ({vs['saturation_throughput_bound']}), "
+            f"p99_10k_100_clients {_fmt(vs['p99_10k_100_clients'], 3)}, "
+            f"server_us_per_msg_10k_100_clients {_fmt(vs['server_us_per_msg_10k_100_clients'], 3)}"
+        )
+        if vs.get("p99_by_run"):
+            out.append(
+                f"  - p99 ratio by run vs {peer}: "
+                + ", ".join(f"{k}: {_fmt(v, 2)}" for k, v in vs["p99_by_run"].items())
+            )
+    if r.get("best_peer"):
+        out.append(
+            "- rtstream / best peer: "
+            + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in r["best_peer"].items())
         )
     return "\n".join(out)
 
@@ -163,15 +214,15 @@ def summary(result: dict[str, Any]) -> str:
 _BOUND_SIGN = {"exact": "", "lower bound": "≥ ", "upper bound": "≤ ", "unknown": "? ", "-": ""}
 
 
-def _bound_kind(sat: dict[str, Any]) -> str:
-    """How far the saturation ratio can be trusted: a system that delivered even the sweep's
+def _bound_kind(sat: dict[str, Any], peer: str = "baseline") -> str:
+    """How far a saturation ratio can be trusted: a system that delivered even the sweep's
     top rate was not saturated, so its maximum only bounds its capacity from below."""
-    if not sat or sat.get("rtstream") is None or sat.get("baseline") is None:
+    if not sat or sat.get("rtstream") is None or sat.get(peer) is None:
         return "-"
-    rt, base = sat.get("rtstream_saturated"), sat.get("baseline_saturated")
-    if rt and base:
+    rt, other = sat.get("rtstream_saturated"), sat.get(f"{peer}_saturated")
+    if rt and other:
         return "exact"
-    if base:
+    if other:
         return "lower bound"
     if rt:
         return "upper bound"

@@ -229,13 +229,16 @@ class Hub:
         now = self.clock()
         frame = Frame(encode(message), name, topic.seq, now, topic.conflatable)
         topic.last = frame
-        topic.buffer.append((topic.seq, now, frame.text))
-        self._trim(topic.buffer, now)
+        buffer = topic.buffer
+        buffer.append((topic.seq, now, frame.text))
+        if len(buffer) > self.replay_messages:
+            self._trim(buffer, now)
         topic.published += 1
         self.published += 1
-        for outbox in topic.subscribers.values():
+        subscribers = topic.subscribers
+        for outbox in subscribers.values():
             outbox.push(frame)
-        self.fanned_out += len(topic.subscribers)
+        self.fanned_out += len(subscribers)
         return frame
 
     def relay(self, name: str, seq: int, text: str) -> tuple[Frame | None, bool]:
@@ -256,13 +259,16 @@ class Hub:
         now = self.clock()
         frame = Frame(text, name, seq, now, topic.conflatable)
         topic.last = frame
-        topic.buffer.append((seq, now, text))
-        self._trim(topic.buffer, now)
+        buffer = topic.buffer
+        buffer.append((seq, now, text))
+        if len(buffer) > self.replay_messages:
+            self._trim(buffer, now)
         topic.published += 1
         self.published += 1
-        for outbox in topic.subscribers.values():
+        subscribers = topic.subscribers
+        for outbox in subscribers.values():
             outbox.push(frame)
-        self.fanned_out += len(topic.subscribers)
+        self.fanned_out += len(subscribers)
         return frame, gap
 
     def close_subscribers(self, name: str, code: int, reason: str) -> int:

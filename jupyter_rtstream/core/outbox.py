@@ -11,9 +11,10 @@ replay buffers on reconnect. The hub (:mod:`.hub`) fills outboxes; the I/O shell
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import CloseCode, close_reason
 
@@ -37,19 +38,39 @@ class Frame:
         self.nbytes = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
 
 
-@dataclass(slots=True)
-class _Slot:
-    frame: Frame
+class CloseRequest(NamedTuple):
+    """A close the I/O shell is asked to make (a tuple: ``close(*request)`` works)."""
 
-
-@dataclass(frozen=True, slots=True)
-class CloseRequest:
     code: int
     reason: str
 
 
 class Outbox:
-    """A client's bounded, conflating queue of frames waiting to be written."""
+    """A client's bounded, conflating queue of frames waiting to be written.
+
+    Slotted and lean (one list, one dict, counters): one exists per connected client, and
+    :meth:`push` runs once per message per subscriber, so it allocates nothing when a frame
+    is queued (the queue holds the shared frames; conflation remembers each conflatable
+    topic's position in it).
+    """
+
+    __slots__ = (
+        "_notified",
+        "_pending",
+        "_queue",
+        "client_id",
+        "close_request",
+        "conflated",
+        "conflated_by_topic",
+        "delivered",
+        "lag_bytes",
+        "lag_messages",
+        "max_bytes",
+        "max_messages",
+        "nbytes",
+        "subscriptions",
+        "waker",
+    )
 
     def __init__(
         self,
@@ -71,8 +92,9 @@ class Outbox:
         self.conflated_by_topic: Counter[str] = Counter()
         self.delivered = 0
         self.close_request: CloseRequest | None = None
-        self._queue: deque[_Slot] = deque()
-        self._pending: dict[str, _Slot] = {}
+        self._queue: list[Frame] = []
+        #: Conflatable topic -> index in ``_queue`` of its newest queued frame.
+        self._pending: dict[str, int] = {}
         self._notified = False
 
     def __len__(self) -> int:
@@ -86,28 +108,34 @@ class Outbox:
         """Queue a frame, conflating or closing per the slow-consumer policy."""
         if self.close_request is not None:
             return
-        if frame.conflatable and frame.topic is not None and self.lagging:
-            slot = self._pending.get(frame.topic)
-            if slot is not None:
-                self.nbytes += frame.nbytes - slot.frame.nbytes
-                slot.frame = frame
-                self.conflated += 1
-                self.conflated_by_topic[frame.topic] += 1
+        queue = self._queue
+        topic = frame.topic
+        if frame.conflatable and topic is not None:
+            if self.nbytes > self.lag_bytes or len(queue) > self.lag_messages:  # lagging
+                index = self._pending.get(topic)
+                if index is not None:
+                    self.nbytes += frame.nbytes - queue[index].nbytes
+                    queue[index] = frame
+                    self.conflated += 1
+                    self.conflated_by_topic[topic] += 1
+                    return
+            self._pending[topic] = len(queue)
+            queue.append(frame)
+            self.nbytes += frame.nbytes
+        else:
+            queue.append(frame)
+            self.nbytes += frame.nbytes
+            if self.nbytes > self.max_bytes or len(queue) > self.max_messages:
+                # A must-deliver frame does not fit: never drop it, ask for a resumable close.
+                self.request_close(
+                    CloseCode.TRY_AGAIN_LATER,
+                    close_reason("SLOW_CONSUMER", retry_after=1.0),
+                    discard=True,
+                )
                 return
-        slot = _Slot(frame)
-        self._queue.append(slot)
-        self.nbytes += frame.nbytes
-        if frame.conflatable and frame.topic is not None:
-            self._pending[frame.topic] = slot
-        elif self.nbytes > self.max_bytes or len(self._queue) > self.max_messages:
-            # A must-deliver frame does not fit: never drop it, ask for a resumable close.
-            self.request_close(
-                CloseCode.TRY_AGAIN_LATER,
-                close_reason("SLOW_CONSUMER", retry_after=1.0),
-                discard=True,
-            )
-            return
-        self._wake()
+        if not self._notified and self.waker is not None:
+            self._notified = True
+            self.waker()
 
     def push_text(self, text: str) -> None:
         """Queue a must-deliver control message (ack, error, connection_status)."""
@@ -122,34 +150,26 @@ class Outbox:
         if self.close_request is None:
             self.close_request = CloseRequest(code, reason)
             if discard:
-                self._queue.clear()
+                self._queue = []
                 self._pending.clear()
                 self.nbytes = 0
-            self._wake(force=True)
+            if self.waker is not None:
+                self._notified = True
+                self.waker()
 
     def drain(self) -> list[str]:
         """Everything queued, in order; the outbox is empty afterwards."""
-        self._notified = False
-        if not self._queue:
-            return []
-        out = [slot.frame.text for slot in self._queue]
-        self._queue.clear()
-        self._pending.clear()
-        self.nbytes = 0
-        self.delivered += len(out)
-        return out
+        return [frame.text for frame in self.drain_frames()]
 
     def drain_frames(self) -> list[Frame]:
         """Like :meth:`drain` but returns the shared :class:`Frame` objects."""
         self._notified = False
-        frames = [slot.frame for slot in self._queue]
-        self._queue.clear()
-        self._pending.clear()
+        frames = self._queue
+        if not frames:
+            return []
+        self._queue = []
+        if self._pending:
+            self._pending.clear()
         self.nbytes = 0
         self.delivered += len(frames)
         return frames
-
-    def _wake(self, force: bool = False) -> None:
-        if (force or not self._notified) and self.waker is not None:
-            self._notified = True
-            self.waker()

@@ -16,6 +16,8 @@ from collections.abc import Callable
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` banked; starts full."""
 
+    __slots__ = ("burst", "clock", "rate", "tokens", "updated")  # one per connected client
+
     def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
         self.rate = rate
         self.burst = float(burst)

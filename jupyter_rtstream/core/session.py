@@ -51,7 +51,24 @@ class Limits:
 
 
 class ServerSession:
-    """Protocol state of one connected client."""
+    """Protocol state of one connected client (slotted: one exists per connection)."""
+
+    __slots__ = (
+        "alert_store_id",
+        "bucket",
+        "client_id",
+        "connected_at",
+        "heartbeat_interval",
+        "hub",
+        "instruments",
+        "last_alert_id",
+        "limits",
+        "outbox",
+        "over_budget",
+        "received",
+        "rejected",
+        "server_version",
+    )
 
     def __init__(
         self,
@@ -159,8 +176,8 @@ class ServerSession:
 
     @property
     def close_request(self) -> tuple[int, str] | None:
-        req = self.outbox.close_request
-        return None if req is None else (req.code, req.reason)
+        """``(code, reason)`` of the close the shell is asked to make, if any."""
+        return self.outbox.close_request
 
     def status(self) -> ConnectionStatus:
         now = utc_now()

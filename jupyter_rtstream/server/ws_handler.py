@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -72,6 +73,8 @@ class StreamWebSocketHandler(
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
         self.set_nodelay(True)
+        # permessage-deflate is settled by the handshake: without it, frames are shared bytes.
+        self._plain = getattr(self.ws_connection, "_compressor", None) is None
         self._closing = False
         self._pending: asyncio.Future[None] | None = None
         app = self.app
@@ -90,7 +93,8 @@ class StreamWebSocketHandler(
             app.instruments,
             uuid.uuid4().hex,
             limits=app.limits,
-            waker=self._on_outbox,
+            # The flusher's wake, bound to this connection once (called per message).
+            waker=partial(app.flusher.wake, self),
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
             last_alert_id=lambda: app.pipeline.committer.last_alert_id,
@@ -137,49 +141,52 @@ class StreamWebSocketHandler(
         """Close from the server side (used on server shutdown)."""
         self.session.close(code, reason)
 
-    def _on_outbox(self) -> None:
-        """The session's waker: its outbox has frames, or a close was requested. Flushed
-        in the next loop iteration, together with every other woken connection."""
-        self.app.flusher.wake(self)
-
     def write_pending(self) -> None:
         """Write the whole outbox now, unless a write to this socket is still pending: then
-        the outbox keeps filling (and conflating) until that write completes."""
+        the outbox keeps filling (and conflating) until that write completes.
+
+        The session's waker (the flusher's ``wake`` bound to this connection) brings it
+        here in the loop iteration after its outbox got frames or a close was requested,
+        together with every other woken connection.
+        """
         if self._closing:
             return
         try:
-            self._flush_now()
+            pending = self._pending
+            if pending is not None and not pending.done():
+                self._close_behind_pending()
+                return
+            session = self.session
+            frames = session.frames_to_send()
+            if frames and not self._write(frames):
+                self._closing = True
+                return
+            close = session.close_request
+            if close is not None:
+                self._closing = True
+                self.close(*close)
         except Exception:  # never leave a connection that can no longer be woken
             self.log.exception("rtstream: flushing client %s failed", self.session.client_id)
             self._closing = True
             self.close(CloseCode.INTERNAL_ERROR, close_reason("INTERNAL_ERROR", 1.0))
 
-    def _flush_now(self) -> None:
+    def _close_behind_pending(self) -> None:
+        """A write is pending, e.g. on a socket that does not drain (the usual reason for a
+        1013): close now instead of after a write that may never finish. Frames still queued
+        (an error before a 1008/1009, alerts before a 1001) go behind the pending write; a
+        1013 discarded its queue already. Tornado aborts the connection if the close
+        handshake does not finish in 5 s. Without a close request nothing happens: the
+        outbox keeps filling until the pending write completes."""
         session = self.session
         close = session.close_request
-        pending = self._pending
-        if pending is not None and not pending.done():
-            if close is not None:
-                # A write is pending, e.g. on a socket that does not drain (the usual reason
-                # for a 1013): close now instead of after a write that may never finish.
-                # Frames still queued (an error before a 1008/1009, alerts before a 1001)
-                # go behind the pending write; a 1013 discarded its queue already. Tornado
-                # aborts the connection if the close handshake does not finish in 5 s.
-                frames = session.frames_to_send()
-                stream = getattr(self.ws_connection, "stream", None)
-                if frames and stream is not None and not stream.closed():
-                    stream.write(wire_bytes(frames))
-                self._closing = True
-                self.close(*close)
+        if close is None:
             return
         frames = session.frames_to_send()
-        if frames and not self._write(frames):
-            self._closing = True
-            return
-        close = session.close_request
-        if close is not None:
-            self._closing = True
-            self.close(*close)
+        stream = getattr(self.ws_connection, "stream", None)
+        if frames and stream is not None and not stream.closed():
+            stream.write(wire_bytes(frames))
+        self._closing = True
+        self.close(*close)
 
     def _write(self, frames: list[Frame]) -> bool:
         """Start writing ``frames``; False when the connection is gone."""
@@ -188,14 +195,15 @@ class StreamWebSocketHandler(
             return False
         stream = getattr(conn, "stream", None)
         try:
-            if stream is not None and getattr(conn, "_compressor", None) is None:
+            if stream is not None and self._plain:
                 # One syscall for the batch; frame bytes shared with every other client.
                 data = wire_bytes(frames)
-                if not stream.writing() and stream.socket is not None:
+                sock = stream.socket
+                if sock is not None and not stream.writing():
                     # Nothing queued in Tornado: send directly (no Future, no buffer copy);
                     # Tornado takes over only what the kernel did not accept at once.
                     try:
-                        sent = stream.socket.send(data)
+                        sent = sock.send(data)
                     except (BlockingIOError, InterruptedError):
                         sent = 0
                     except OSError:
