@@ -16,6 +16,7 @@ from typing import Any
 from ..client import ConnectionState, GapEvent, StateChange, Stream
 from ..testing import ServerProcess
 
+
 #: A real server tuned for fault runs: 1 s heartbeats (so "two intervals" is short), every
 #: client of the run under the one token, a small seeded history (fast restarts).
 def server_config(**overrides: Any) -> dict[str, dict[str, Any]]:
@@ -187,9 +188,7 @@ class Recorder:
         return lost, dup, silent
 
 
-async def wait_for(
-    predicate: Callable[[], object], timeout: float, interval: float = 0.02
-) -> bool:
+async def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
     """Poll ``predicate`` up to ``timeout`` s; True when it held (never raises)."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -70,16 +70,12 @@ class Fuzz:
         return "close 1009" if size > LIMIT else "answer"
 
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=40)
-)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -121,9 +117,7 @@ frames = st.one_of(
     st.binary(max_size=200).map(lambda b: Fuzz("random bytes/text frame", b, raw_text=True)),
     st.binary(max_size=64).map(lambda b: Fuzz("random bytes/binary frame", b)),
     st.integers(50, 30_000).map(lambda d: Fuzz("deep nesting", "[" * d + "]" * d)),
-    st.integers(50, 20_000).map(
-        lambda d: Fuzz("deep nesting", '{"a":' * d + "1" + "}" * d)
-    ),
+    st.integers(50, 20_000).map(lambda d: Fuzz("deep nesting", '{"a":' * d + "1" + "}" * d)),
     st.integers(300, 20_000).map(
         lambda n: Fuzz(
             "huge number",
@@ -148,7 +142,9 @@ frames = st.one_of(
             raw_text=True,
         )
     ),
-    st.sampled_from([LIMIT - 1, LIMIT, LIMIT + 1]).map(lambda n: Fuzz(f"64 KiB{n - LIMIT:+d}", _pad(n))),
+    st.sampled_from([LIMIT - 1, LIMIT, LIMIT + 1]).map(
+        lambda n: Fuzz(f"64 KiB{n - LIMIT:+d}", _pad(n))
+    ),
 )
 
 
@@ -318,7 +314,9 @@ async def run(frames: int = 10_000, connections: int = 50) -> list[Result]:
                 driver.error_codes.get("INTERNAL_ERROR", 0) == 0,
                 f"{driver.error_codes.get('INTERNAL_ERROR', 0)}",
             )
-            result.goal("no unhandled exception in the server log", not errors, "; ".join(errors[:2]))
+            result.goal(
+                "no unhandled exception in the server log", not errors, "; ".join(errors[:2])
+            )
             result.goal(
                 "bystander unaffected (0 lost, 0 duplicated, no reconnect)",
                 lost == 0 and dup == 0 and bystander.stats.reconnects == reconnects,

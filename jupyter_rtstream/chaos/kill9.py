@@ -49,7 +49,9 @@ async def run(cycles: int = 100, clients: int = 20, seed: int = 12) -> Result:
     )
     server = ServerProcess(config=server_config())
     await asyncio.to_thread(server.start)
-    streams = [Stream(server.url, server.token, rng=random.Random(seed + i)) for i in range(clients)]
+    streams = [
+        Stream(server.url, server.token, rng=random.Random(seed + i)) for i in range(clients)
+    ]
     recorders = [Recorder(s) for s in streams]
     resume: list[float] = []
     unresumed = 0
