@@ -32,7 +32,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "kill9": {"cycles": 10, "clients": 5},
     "storm": {"clients": 100},
     "frozen": {},
-    "slow": {"healthy": 20, "rate": 2_000.0, "duration": 5.0},
+    "slow": {"healthy": 20, "rate": 2_000.0, "duration": 10.0},
     "fuzz": {"frames": 1_000, "connections": 10},
     "wire": {},
     "soak": {"duration": 30.0, "clients": 20},
@@ -62,7 +62,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], Awaitable[Result |
         "slow": lambda: _load("slow").run(
             healthy=size("slow", "healthy", 99, None if args.clients is None else args.clients),
             rate=size("slow", "rate", 10_000.0),
-            duration=size("slow", "duration", 20.0, args.duration),
+            duration=size("slow", "duration", 30.0),
         ),
         "fuzz": lambda: _load("fuzz").run(
             frames=size("fuzz", "frames", 10_000, args.frames),
@@ -85,7 +85,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=None, help="kill9: kill -9 cycles")
     parser.add_argument("--clients", type=int, default=None, help="clients (kill9/storm/soak)")
     parser.add_argument("--frames", type=int, default=None, help="fuzz: frames")
-    parser.add_argument("--duration", type=float, default=None, help="soak/slow: seconds")
+    parser.add_argument("--duration", type=float, default=None, help="soak: seconds (1800)")
     parser.add_argument("--json", default=None, help="write every figure to this file")
     parser.add_argument("--table", default=None, help="write the markdown table to this file")
     args = parser.parse_args(argv)
@@ -120,11 +120,10 @@ async def main(argv: list[str] | None = None) -> int:
     text = table(results)
     print(text)
     if args.table:
-        Path(args.table).write_text(text + "\n")
+        await asyncio.to_thread(Path(args.table).write_text, text + "\n")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"results": [r.to_json() for r in results], "crashed": crashed}, indent=1)
-        )
+        body = json.dumps({"results": [r.to_json() for r in results], "crashed": crashed}, indent=1)
+        await asyncio.to_thread(Path(args.json).write_text, body)
     if crashed:
         print(f"scenarios that could not finish: {', '.join(crashed)}", file=sys.stderr)
     return 0 if results and not crashed and all(r.passed for r in results) else 1

@@ -78,10 +78,10 @@ async def _status(server: ServerProcess) -> dict[str, Any]:
 
 
 async def frozen_client(server: ServerProcess, result: Result, patience: float) -> None:
-    proc = subprocess.Popen(
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
         [sys.executable, "-c", _CLIENT, server.url, server.token],
         stdout=subprocess.PIPE,
-        env={**os.environ},
     )
     try:
         assert proc.stdout is not None
@@ -273,7 +273,8 @@ async def run(clients: int = 5, patience: float = 120.0) -> Result:
     d = result.details
     result.figure = (
         f"client SIGSTOP: judged dead by the server after {d.get('client_sigstop_detect_s')} s, "
-        f"session and outbox released after {d.get('client_sigstop_released_s')} s; server SIGSTOP {FREEZE:g} s: detected by clients in max "
+        f"session and outbox released after {d.get('client_sigstop_released_s')} s; "
+        f"server SIGSTOP {FREEZE:g} s: detected by clients in max "
         f"{d.get('server_sigstop_detect_max_s')} s, resumed with {d.get('server_sigstop_lost')} "
         f"lost; half-open: clients detect in max {d.get('half_open_client_detect_max_s')} s, "
         f"server judges its side dead after {d.get('half_open_server_detect_s')} s, released "

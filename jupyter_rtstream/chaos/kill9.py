@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 
 from ..client import ConnectionState, Stream
 from ..testing import ServerProcess
@@ -79,7 +78,10 @@ async def run(cycles: int = 100, clients: int = 20, seed: int = 12) -> Result:
                 lambda: all(s.state is not ConnectionState.CONNECTED for s in streams), 30
             )
             listen = await restart(server)
-            await wait_for(lambda: all(r.first_data_after(listen) for r in recorders), 60)
+            await wait_for(
+                lambda at=listen: all(r.first_data_after(at) for r in recorders),  # type: ignore[misc]
+                60,
+            )
             for rec in recorders:
                 first = rec.first_data_after(listen)
                 if first is None:

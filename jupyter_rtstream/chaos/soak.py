@@ -131,9 +131,7 @@ async def run(
     )
     result.goal("sessions == open streams at the end", count == len(open_streams), f"{count}")
     result.goal("no fd growth (end <= warm-up + 10)", end_fds <= warm_fds + 10, f"{end_fds}")
-    result.goal(
-        "replay buffers within their bounds", max_buffered <= bound, f"max {max_buffered}"
-    )
+    result.goal("replay buffers within their bounds", max_buffered <= bound, f"max {max_buffered}")
     result.goal(
         "RSS flat (growth over the second half <= 8 MiB)",
         growth <= 8.0,

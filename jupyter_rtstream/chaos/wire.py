@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,12 +50,16 @@ PAYLOADS: list[tuple[str, str]] = [
     ("1 MiB", "e" * MIB),
     ("non-ASCII 126 (2-byte)", "é" * 63),
     ("non-ASCII 65536 (3-byte)", "€" * 21_845 + "x"),
-    ("non-ASCII mixed", "Ünïcødé – 日本語 ✓ 𝄞 " * 40),
+    ("non-ASCII mixed", "Ünïcødé \u2013 日本語 ✓ 𝄞 " * 40),
     ("non-ASCII 4-byte 1 MiB", "𝄞" * (MIB // 4)),
 ]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 NON_ASCII_ID = "ü€𝄞-ping"
+
+
+def chromium_available() -> bool:
+    return os.access(CHROMIUM, os.X_OK)
 
 
 class _FrameWriter(WebSocketHandler):
@@ -63,7 +68,8 @@ class _FrameWriter(WebSocketHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         conn = self.ws_connection
         assert conn is not None
-        stream = conn.stream  # type: ignore[attr-defined]
+        stream = conn.stream
+        assert stream is not None
         stream.write(wire_bytes([Frame(text) for _, text in PAYLOADS]))
         self.close(1000, "done")
 
