@@ -20,6 +20,7 @@ must see its market data with nothing lost, doubled or reconnected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -160,16 +161,19 @@ class Driver:
         self.failures: list[str] = []
         self.error_codes: Counter[str] = Counter()
         self.reconnects = 0
+        self.exits = contextlib.ExitStack()
 
     def _socket(self, index: int) -> ClientConnection:
         ws = self.sockets[index]
         if ws is None:
-            ws = connect(
-                self.server.ws_url,
-                additional_headers={"Authorization": f"token {self.server.token}"},
-                compression=None,
-                max_size=4 * 1024 * 1024,
-                open_timeout=30,
+            ws = self.exits.enter_context(
+                connect(
+                    self.server.ws_url,
+                    additional_headers={"Authorization": f"token {self.server.token}"},
+                    compression=None,
+                    max_size=4 * 1024 * 1024,
+                    open_timeout=30,
+                )
             )
             ws.recv(timeout=30)  # connection_status
             self.sockets[index] = ws
@@ -254,9 +258,7 @@ class Driver:
         one()
 
     def close(self) -> None:
-        for ws in self.sockets:
-            if ws is not None:
-                ws.close()
+        self.exits.close()
 
 
 async def _fuzz(server: ServerProcess, frames: int, connections: int) -> Driver:

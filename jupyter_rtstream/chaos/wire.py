@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from tornado.httpserver import HTTPServer
-from tornado.ioloop import IOLoop
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 from websockets.sync.client import connect
@@ -56,6 +55,7 @@ PAYLOADS: list[tuple[str, str]] = [
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 NON_ASCII_ID = "ü€𝄞-ping"
+SUBSCRIBE_AAPL = '{"message_type":"subscribe","subscription_type":"market_data","symbol":"AAPL"}'
 
 
 def chromium_available() -> bool:
@@ -121,7 +121,6 @@ def frame_server() -> Iterator[str]:
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(10)
-        IOLoop.clear_current()
 
 
 def read_websockets(url: str) -> tuple[list[str], int | None]:
@@ -138,7 +137,7 @@ _JS_COLLECT = """
 async ([url, first, count]) => await new Promise((resolve) => {
   const ws = new WebSocket(url);
   const got = [];
-  ws.onopen = () => { if (first) ws.send(first); };
+  ws.onopen = () => { for (const text of first) ws.send(text); };
   ws.onmessage = (event) => {
     got.push(event.data);
     if (count && got.length >= count) ws.close(1000);
@@ -150,8 +149,8 @@ async ([url, first, count]) => await new Promise((resolve) => {
 """
 
 
-def read_chromium(page_url: str, jobs: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
-    """For each (url, first message to send, messages to read or 0 for all): what Chromium's
+def read_chromium(page_url: str, jobs: list[tuple[str, list[str], int]]) -> list[dict[str, Any]]:
+    """For each (url, messages to send first, messages to read or 0 for all): what Chromium's
     WebSocket delivered, from a page at ``page_url`` (same host: loopback to loopback)."""
     from playwright.sync_api import sync_playwright
 
@@ -186,7 +185,7 @@ def _live_websockets(server: ServerProcess) -> tuple[list[str], str | None]:
         compression=None,
     ) as ws:
         ws.send(json.dumps({"message_type": "ping", "request_id": NON_ASCII_ID}))
-        ws.send('{"message_type":"subscribe","subscription_type":"market_data","symbol":"AAPL"}')
+        ws.send(SUBSCRIBE_AAPL)
         ws.send('{"message_type":"ping","request_id":"' + "ï" * 100 + '"}')
         while len(got) < 12:
             message = ws.recv(timeout=30)
@@ -237,7 +236,7 @@ async def autobahn(url: str) -> dict[str, Any]:
     from kosoku import FailureError, run_fuzzingclient
 
     try:
-        cases = await run_fuzzingclient(url, cases=KOSOKU_CASES, concurrency=2)
+        cases = await run_fuzzingclient(url, cases=KOSOKU_CASES, concurrency=8)
     except FailureError as exc:
         cases = exc.results
     ok_close = {"OK", "INFORMATIONAL"}
@@ -294,11 +293,14 @@ async def run(autobahn_cases: bool = True, browser: bool = True) -> Result:
             texts, _ = await asyncio.to_thread(_live_websockets, server)
             problems += _validate("live/websockets", texts)[0]
             if browser:
-                ping = json.dumps({"message_type": "ping", "request_id": NON_ASCII_ID})
+                first = [
+                    json.dumps({"message_type": "ping", "request_id": NON_ASCII_ID}),
+                    SUBSCRIBE_AAPL,
+                ]
                 frames_page, live_page = await asyncio.to_thread(
                     read_chromium,
                     blank,
-                    [(url, "", 0), (server.ws_url + "?token=" + server.token, ping, 6)],
+                    [(url, [], 0), (server.ws_url + "?token=" + server.token, first, 6)],
                 )
                 problems += _compare("chromium", frames_page["got"], frames_page["code"])
                 problems += _validate("live/chromium", live_page["got"])[0]

@@ -31,10 +31,11 @@ def assert_invariants(results: Result | list[Result]) -> None:
 
 
 def test_kill_9_cycles_lose_and_duplicate_nothing() -> None:
-    result = run(kill9.run(cycles=5, clients=3))
+    # 6 cycles keep the subset near 2 minutes; the documented run is 100 (make chaos).
+    result = run(kill9.run(cycles=6, clients=3))
     assert_invariants(result)
-    assert result.details["alerts_fired"] >= 5
-    assert result.details["market_data_gaps_announced"] >= 5 * 3  # one per restart per client
+    assert result.details["alerts_fired"] >= 6
+    assert result.details["market_data_gaps_announced"] >= 6 * 3  # one per restart per client
 
 
 def test_frozen_peers_are_closed_and_released_and_resume_without_loss() -> None:
@@ -54,7 +55,7 @@ def test_slow_consumer_is_conflated_then_closed_1013_healthy_ones_untouched() ->
 
 
 def test_reconnect_storm_every_client_told_and_resubscribed() -> None:
-    assert_invariants(run(storm.run(clients=40, control=False)))
+    assert_invariants(run(storm.run(clients=20, control=False)))
 
 
 @pytest.mark.skipif(not wire.chromium_available(), reason="no /usr/bin/chromium")
