@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from .result import Result, machine_load, table
+from .result import Result, commit, machine_load, table
 
 ORDER = ("kill9", "storm", "frozen", "slow", "fuzz", "wire", "soak")
 
@@ -94,6 +94,7 @@ async def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(ORDER)}")
     plan = _plan(args)
+    revision = commit()  # the code that runs (later commits would not be)
     results: list[Result] = []
     crashed: list[str] = []
     for name in ORDER:
@@ -117,7 +118,7 @@ async def main(argv: list[str] | None = None) -> int:
                 print(f"   missed goal: {goal.name} ({goal.measured})", flush=True)
             for note in result.notes:
                 print(f"   note: {note}", flush=True)
-    text = table(results)
+    text = table(results, at=revision)
     print(text)
     if args.table:
         await asyncio.to_thread(Path(args.table).write_text, text + "\n")
