@@ -200,7 +200,12 @@ async def half_open(server: ServerProcess, result: Result, clients: int, patienc
         stalled_ids = {s.client_id for s in streams}
         stalled = proxy.stall()
         t0, wall = time.monotonic(), time.time()
-        await wait_for(lambda: all(s.state is not ConnectionState.CONNECTED for s in streams), 30)
+        # Each stream's own "reconnecting" (not all at once: the first is back before the last
+        # one notices, so "none connected" may never hold).
+        await wait_for(
+            lambda: all(r.first_state_after(t0, ConnectionState.RECONNECTING) for r in recorders),
+            30,
+        )
         detect = [
             (r.first_state_after(t0, ConnectionState.RECONNECTING) or float("inf")) - t0
             for r in recorders
