@@ -254,7 +254,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         connections = list(self.connections)
         window = min(30.0, 1.0 + 0.05 * len(connections))
         for connection in connections:
-            retry_after = 1.0 + random.uniform(0.0, window)
+            retry_after = 1.0 + (random.uniform(0.0, window) if self.shutdown_jitter else 0.0)
             connection.shutdown(CloseCode.GOING_AWAY, close_reason("SERVER_SHUTDOWN", retry_after))
         if connections:
             await asyncio.sleep(0.1)  # let the close frames reach the sockets

@@ -136,6 +136,12 @@ class RtstreamSettings(HasTraits):
     synthetic_topics = Integer(
         5, help="feed='synthetic': number of topics, symbols BENCH0..BENCH{n-1}."
     ).tag(config=True)
+    shutdown_jitter = Bool(
+        True,
+        help="Spread clients' reconnects after a shutdown: each close carries a random "
+        "retry_after (1 s + up to 0.05 s per client, at most 31 s). False sends every client "
+        "retry_after=1 s (the chaos suite's no-jitter control of a reconnect storm).",
+    ).tag(config=True)
     websocket_compression = Bool(
         False, help="Offer permessage-deflate (costs CPU per connection; off by default)."
     ).tag(config=True)

@@ -52,6 +52,23 @@ class StreamWebSocketHandler(
         # sits above it and only stops absurd frames before they are buffered whole.
         return int(self.app.max_message_size) * 4
 
+    # A frozen or half-open peer must not hold its session and outbox for the keep-alive
+    # default (ping every 30 s, closed after 90 s without a pong): ping once per heartbeat
+    # and close after 1.5 intervals without a pong, so a dead peer is closed within two
+    # heartbeat intervals, as clients judge the server. An explicit ``ws_ping_interval``
+    # tornado setting still wins. (WebSocketMixin reads both in milliseconds.)
+    @property
+    def ping_interval(self) -> float:
+        if "ws_ping_interval" in self.settings or self.app.heartbeat_interval <= 0:
+            return float(super().ping_interval)
+        return float(self.app.heartbeat_interval) * 1000.0
+
+    @property
+    def ping_timeout(self) -> float:
+        if "ws_ping_interval" in self.settings or self.app.heartbeat_interval <= 0:
+            return float(super().ping_timeout)
+        return self.ping_interval * 1.5
+
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
 
