@@ -51,6 +51,27 @@ def test_bench_smoke_on_the_redis_bus(tmp_path: Path) -> None:
     assert all(r["duplicates"] == 0 for r in result["rtstream"])
 
 
+def test_bus_capacity_smoke(tmp_path: Path) -> None:
+    """``bench.bus_capacity``: Redis, the feed and two relaying servers; every server relays
+    what the feed published and the Redis counters were read."""
+    out = tmp_path / "capacity.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "jupyter_rtstream.bench.bus_capacity"),
+            *("--servers", "2", "--tick-rate", "10", "--window", "2", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["servers"] == 2 and row["published_msg_s"] > 0
+    assert row["relayed_msg_s_per_server"]["min"] > 0
+    assert row["xread_calls_s_per_server"] > 0 and row["redis_cpu_pct"] >= 0
+    assert "| 2 | 10 |" in proc.stdout
+
+
 @pytest.mark.parametrize("peer", ["websockets", "nodews"])
 def test_bench_smoke_against_a_peer(tmp_path: Path, peer: str) -> None:
     """Each peer runs end to end beside rtstream: its messages reach the same client with
