@@ -63,6 +63,10 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(1e3 * seconds, 2)
+
+
 def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -192,10 +196,8 @@ async def measure_size(
                 "us_per_tick": _r(cpu / ticks * 1e6, 1) if ticks else None,
                 "rss_mib": _r(rss / 2**20, 1),
                 "messages": len(latencies),
-                "p50_ms": _r(_percentile(latencies, 0.5) and 1e3 * _percentile(latencies, 0.5)),
-                "p99_ms": _r(
-                    _percentile(latencies, 0.99) and 1e3 * _percentile(latencies, 0.99)
-                ),
+                "p50_ms": _ms(_percentile(latencies, 0.5)),
+                "p99_ms": _ms(_percentile(latencies, 0.99)),
                 "max_ms": _r(1e3 * max(latencies)) if latencies else None,
                 "mean_ms": _r(1e3 * statistics.fmean(latencies)) if latencies else None,
                 "loadavg": os.getloadavg()[0],

@@ -14,6 +14,15 @@ Relaying (a server on the Redis bus): :meth:`Hub.relay` takes a message whose ``
 ``epoch`` were assigned by the feed service, so every server fans out the same message with
 the same seq; :meth:`Hub.adopt_epoch` takes the feed's epoch and :meth:`Hub.backfill` puts
 older entries (read back from the bus) in front of a topic's replay buffer.
+
+Watching (issue 19: cost follows what is watched): a publisher asks :meth:`Hub.wants`
+before it builds a message. A topic is *watched* while it has subscribers and for
+``replay_seconds`` after its last one left (so a client that reconnects within the replay
+window resumes without loss); nobody pays for the messages of the others. A message that
+was not built still leaves its mark: the next one published skips a seq and starts the
+replay buffer afresh, so no resume across the unbuilt stretch claims ``recovered``. The
+first subscriber of a topic that is not watched calls :attr:`Hub.on_watch` first, so the
+publisher can put the topic's current state in (the snapshot built on demand).
 """
 
 from __future__ import annotations
@@ -72,6 +81,10 @@ class _Topic:
     published: int = 0
     #: Seqs come from the feed (:meth:`Hub.relay`), not from this hub.
     relayed: bool = False
+    #: ``clock()`` until which the topic stays watched after its last subscriber left.
+    watched_until: float = 0.0
+    #: A message was not built (:meth:`Hub.wants` said no) since the last one published.
+    skipped: bool = False
 
 
 class Hub:
@@ -104,6 +117,12 @@ class Hub:
         self.relaying = False
         #: Health of the feed as the I/O shell sees it (``"ok"`` or ``"degraded"``).
         self.feed_state: FeedState = "ok"
+        #: Called with a topic's name when a client subscribes to it while it is not
+        #: watched (:meth:`wants`), before the snapshot is taken: the publisher puts the
+        #: topic's current state in. Not called for relayed topics (the feed builds those).
+        self.on_watch: Callable[[str], None] | None = None
+        #: Topics that are or were watched (pruned by :meth:`watched`), by name.
+        self._watched: dict[str, _Topic] = {}
 
     # ------------------------------------------------------------------ clients
 
@@ -124,8 +143,12 @@ class Hub:
         for name in outbox.subscriptions:
             topic = self.topics.get(name)
             if topic is not None:
-                topic.subscribers.pop(client_id, None)
+                self._leave(topic, client_id)
         outbox.subscriptions.clear()
+
+    def _leave(self, topic: _Topic, client_id: str) -> None:
+        if topic.subscribers.pop(client_id, None) is not None and not topic.subscribers:
+            topic.watched_until = self.clock() + self.replay_seconds
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -154,6 +177,9 @@ class Hub:
         """
         outbox = self.clients[client_id]
         topic = self.topic(name)
+        if self.on_watch is not None and not topic.relayed and not self._is_watched(topic):
+            self.on_watch(name)
+        self._watched[name] = topic
         outbox.forget_topic(name)
         outbox.subscriptions.add(name)
         topic.subscribers[client_id] = outbox
@@ -206,8 +232,35 @@ class Hub:
         outbox.forget_topic(name)
         topic = self.topics.get(name)
         if topic is not None:
-            topic.subscribers.pop(client_id, None)
+            self._leave(topic, client_id)
         return True
+
+    # ------------------------------------------------------------------ watching
+
+    def _is_watched(self, topic: _Topic) -> bool:
+        return bool(topic.subscribers) or topic.watched_until > self.clock()
+
+    def wants(self, name: str) -> bool:
+        """Whether a message for topic ``name`` should be built and published now: it has
+        subscribers, or had one within ``replay_seconds``. A no for a topic that exists
+        marks it, so the next message published skips a seq (see the module docstring)."""
+        topic = self.topics.get(name)
+        if topic is None:
+            return False
+        if topic.subscribers or topic.watched_until > self.clock():
+            return True
+        topic.skipped = True
+        return False
+
+    def watched(self, kind: str | None = None) -> list[str]:
+        """Names of the topics watched now (of subscription type ``kind``, or all)."""
+        names = []
+        for name, topic in list(self._watched.items()):
+            if not self._is_watched(topic):
+                del self._watched[name]
+            elif kind is None or topic.kind == kind:
+                names.append(name)
+        return names
 
     # ------------------------------------------------------------------ publishing
 
@@ -224,6 +277,10 @@ class Hub:
 
     def _publish_one(self, name: str, message: StreamedMessage) -> Frame:
         topic = self.topic(name)
+        if topic.skipped:  # messages were not built: leave a hole no resume spans
+            topic.skipped = False
+            topic.seq += 1
+            topic.buffer.clear()
         topic.seq += 1
         message.seq = topic.seq
         now = self.clock()
