@@ -31,12 +31,13 @@ class SimulatedMarket:
     ``volatility`` is per square-root second, so the path looks the same whatever the tick
     rate: each step multiplies the price by ``exp((mu - sigma²/2) dt + sigma √dt Z)``.
 
-    Every symbol draws from its own generator (seeded from ``seed`` and the symbol), so a
-    symbol's path (its seeded history, then its live ticks) is the same whenever and in
-    whichever order the symbols are warmed up, and its history can be drawn again later
-    (:meth:`replay_history`) without keeping it. Only the symbols in :attr:`live` tick
-    (all of them unless ``live=False``: then each joins with :meth:`go_live` once its
-    history is applied).
+    Each symbol's seeded history draws from a generator of its own (seeded from ``seed``
+    and the symbol, made for the occasion), so it is the same whenever and in whichever
+    order the symbols are warmed up, and it can be drawn again later
+    (:meth:`replay_history`) instead of being kept. Live ticks share one generator (a
+    generator per symbol would cost 2.5 KiB each): with a seed they repeat when the symbols
+    go live in the same order. Only the symbols in :attr:`live` tick (all of them unless
+    ``live=False``: then each joins with :meth:`go_live` once its history is applied).
     """
 
     def __init__(
@@ -55,7 +56,6 @@ class SimulatedMarket:
         #: Price before the seeded history (where :meth:`replay_history` starts again).
         self.start_prices = dict(self.prices)
         self._base = seed if seed is not None else self.rng.getrandbits(64)
-        self._rngs: dict[str, random.Random] = {}
         #: Symbols that tick, in order (a dict used as an ordered set).
         self.live: dict[str, None] = dict.fromkeys(symbols if live else ())
 
@@ -63,11 +63,8 @@ class SimulatedMarket:
     def symbols(self) -> list[str]:
         return list(self.prices)
 
-    def _rng(self, symbol: str) -> random.Random:
-        rng = self._rngs.get(symbol)
-        if rng is None:
-            rng = self._rngs[symbol] = random.Random(f"{self._base}:{symbol}")
-        return rng
+    def _history_rng(self, symbol: str) -> random.Random:
+        return random.Random(f"{self._base}:{symbol}")
 
     def go_live(self, symbol: str) -> None:
         """``symbol`` ticks from the next round on."""
@@ -84,9 +81,9 @@ class SimulatedMarket:
         """One tick per live symbol (or per symbol of ``symbols``), ``dt`` seconds after
         the previous one."""
         ticks = []
-        prices, draw, rng = self.prices, self._draw, self._rng
+        prices, draw, rng = self.prices, self._draw, self.rng
         for symbol in self.live if symbols is None else symbols:
-            price, volume = draw(rng(symbol), prices[symbol], dt)
+            price, volume = draw(rng, prices[symbol], dt)
             prices[symbol] = price
             ticks.append(Tick(symbol, price, volume, timestamp))
         return ticks
@@ -95,7 +92,7 @@ class SimulatedMarket:
         """``symbol``'s ``steps`` past ticks ending at ``end``; its live ticks go on from
         the last one. Call once per symbol, before it goes live."""
         ticks = self._history(
-            self._rng(symbol), symbol, self.start_prices[symbol], steps, interval, end
+            self._history_rng(symbol), symbol, self.start_prices[symbol], steps, interval, end
         )
         if ticks:
             self.prices[symbol] = ticks[-1].price
@@ -103,7 +100,7 @@ class SimulatedMarket:
 
     def replay_history(self, symbol: str, steps: int, interval: float, end: datetime) -> list[Tick]:
         """The same ticks as :meth:`symbol_history` gave (drawn again, nothing changes)."""
-        rng = random.Random(f"{self._base}:{symbol}")
+        rng = self._history_rng(symbol)
         return self._history(rng, symbol, self.start_prices[symbol], steps, interval, end)
 
     def _history(
@@ -167,6 +164,9 @@ class BackgroundSource(ABC):
 class FeedRunner(BackgroundSource):
     """Runs a :class:`SimulatedMarket` at ``rate`` rounds per second on the event loop."""
 
+    #: Ticks drawn (and stamped) together.
+    CHUNK = 32
+
     def __init__(
         self,
         market: SimulatedMarket,
@@ -174,12 +174,12 @@ class FeedRunner(BackgroundSource):
         on_tick: Callable[[Tick], None],
         log: logging.Logger | None = None,
         *,
-        slice_size: int = 250,
+        slice_seconds: float = 0.002,
     ) -> None:
         self.market = market
         self.rate = rate
-        #: Ticks applied between two yields to the event loop.
-        self.slice = max(1, slice_size)
+        #: Longest run of ticks between two yields to the event loop.
+        self.slice_seconds = slice_seconds
         self.on_tick = on_tick
         self.log = log or logging.getLogger(__name__)
 
@@ -187,22 +187,24 @@ class FeedRunner(BackgroundSource):
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.rate
         deadline = loop.time()
+        chunk = self.CHUNK
         while True:
             deadline += interval
-            # A round of a large universe is applied in slices, each stamped when it is
-            # drawn, with the loop free in between: frames of watched topics go out at once
-            # instead of after the whole round.
+            # A round of a large universe is drawn in chunks, each stamped when drawn, and
+            # the loop is let go whenever ``slice_seconds`` went by: frames of watched
+            # topics go out at once instead of after the whole round.
             symbols = list(self.market.live)
-            for start in range(0, len(symbols), self.slice):
-                if start:
-                    await asyncio.sleep(0)
-                part = symbols[start : start + self.slice]
-                for tick in self.market.step(utc_now(), interval, part):
+            since = loop.time()
+            for start in range(0, len(symbols), chunk):
+                for tick in self.market.step(utc_now(), interval, symbols[start : start + chunk]):
                     try:
                         self.on_tick(tick)
                     except Exception:  # one bad tick must not stop the feed
                         self.log.exception("rtstream: failed to process tick %s", tick)
                     self.ticks += 1
+                if loop.time() - since > self.slice_seconds:
+                    await asyncio.sleep(0)
+                    since = loop.time()
             delay = deadline - loop.time()
             if delay < -1.0:  # fell far behind (suspended laptop): do not burst to catch up
                 deadline = loop.time()

@@ -3,8 +3,8 @@
 Every symbol starts warm from ``history_ticks`` past ticks, but a universe of 10,000
 symbols has three million of them: applied before the server serves, they held Jupyter's
 start for minutes. Instead the server applies at most ``startup_warmup_ticks`` of them
-before it serves (a constant), and the rest in the background, a slice per event-loop
-iteration, symbol after symbol. A symbol ticks live only once its history is applied
+before it serves (a constant), and the rest in the background, symbol after symbol, letting
+the event loop go every few milliseconds. A symbol ticks live only once its history is applied
 (:meth:`~.feed.SimulatedMarket.go_live`), so the engine always sees history, then live
 ticks, as before.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from datetime import datetime
 
@@ -40,14 +41,15 @@ class Warmup:
         interval: float,
         end: datetime,
         *,
-        slice_ticks: int = 3000,
+        slice_seconds: float = 0.005,
     ) -> None:
         self.pipeline = pipeline
         self.market = market
         self.steps = steps
         self.interval = interval
         self.end = end
-        self.slice_ticks = max(1, slice_ticks)
+        #: Longest run of the background warm-up between two yields to the event loop.
+        self.slice_seconds = slice_seconds
         self._pending: set[str] = set(market.symbols)
         #: Order of the background warm-up; promoted symbols are put in front (a symbol
         #: may be listed twice: it is skipped once warm).
@@ -104,9 +106,12 @@ class Warmup:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self._order:
+        order = self._order
+        while order:
+            until = time.monotonic() + self.slice_seconds
             try:
-                self.run_for(self.slice_ticks)
+                while order and time.monotonic() < until:
+                    self.warm(order.popleft())
             except Exception:  # pragma: no cover - a bad symbol must not stop the rest
                 log.exception("rtstream: seeded history failed")
             await asyncio.sleep(0)
