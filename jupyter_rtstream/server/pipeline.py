@@ -87,8 +87,10 @@ class Pipeline:
         self.publish_all = publish_all
         #: The background warm-up of the seeded history (simulated feed), if any.
         self.warmup: Warmup | None = None
-        #: Symbols whose seeded history went into the engine but not yet into the hub.
-        self._unseeded: set[str] = set()
+        #: Symbols whose seeded history went into the engine (and may go into the hub).
+        self._with_history: set[str] = set()
+        #: symbol -> its topics whose seeded history is in the hub already.
+        self._seeded: dict[str, set[str]] = {}
         #: symbol -> its (market_data, technical_indicators) topic names.
         self._names: dict[str, tuple[str, str]] = {}
         self._analytics_interval = 0.0
@@ -205,34 +207,44 @@ class Pipeline:
         """Whether ``symbol``'s seeded history is still to be applied (no state yet)."""
         return self.warmup is not None and self.warmup.pending_for(symbol)
 
-    def prepare(self, symbol: str) -> None:
+    def prepare(self, symbol: str, kind: str | None = None) -> None:
         """First use of ``symbol`` (a subscribe, a history request): apply its seeded
-        history now if the warm-up has not reached it, and record that history in the hub
-        (seqs 1.., before any live message of its topics) if not done yet."""
-        if self.warmup is not None:
-            self.warmup.warm(symbol)
-        if symbol not in self._unseeded or self.warmup is None:
+        history now if the warm-up has not reached it, and record that history on topic
+        ``kind`` of it (seqs 1.., before any live message of the topic) if not done yet.
+        Only the topic asked for: another one seeded now would sit unwatched and start
+        its live messages after a hole."""
+        warmup = self.warmup
+        if warmup is None:
             return
-        self._unseeded.discard(symbol)
+        warmup.warm(symbol)
+        if kind not in ("market_data", "technical_indicators") or symbol not in self._with_history:
+            return
+        name = topic_for(kind, symbol)
+        seeded = self._seeded.setdefault(symbol, set())
+        if name in seeded:
+            return
+        seeded.add(name)
         instrument = self.instruments.get(symbol)
         if instrument is None:
             return
-        # The same ticks again, through a fresh indicator set: the same values the engine
-        # computed from them (it is deterministic), dated by the ticks.
+        # The same ticks again (through a fresh indicator set for indicators: the values
+        # the engine computed from them, it is deterministic), dated by the ticks.
         indicators = IndicatorSet()
         open_price: float | None = None
-        for tick in self.warmup.replay(symbol):
-            open_price = open_price or tick.price
-            values = indicators.apply(tick.price, tick.volume)
-            market = self._market(instrument, tick, (tick.price / open_price - 1.0) * 100.0)
-            technical = self._indicators(instrument, values, tick.timestamp)
-            market.timestamp = technical.timestamp = tick.timestamp
-            self.hub.seed(market)
-            self.hub.seed(technical)
+        for tick in warmup.replay(symbol):
+            message: MarketData | TechnicalIndicators
+            if kind == "market_data":
+                open_price = open_price or tick.price
+                message = self._market(instrument, tick, (tick.price / open_price - 1.0) * 100.0)
+            else:
+                values = indicators.apply(tick.price, tick.volume)
+                message = self._indicators(instrument, values, tick.timestamp)
+            message.timestamp = tick.timestamp
+            self.hub.seed(message)
 
     def history_applied(self, symbol: str) -> None:
         """The warm-up applied ``symbol``'s seeded history to the engine (not to the hub)."""
-        self._unseeded.add(symbol)
+        self._with_history.add(symbol)
 
     def on_watch(self, name: str) -> None:
         """The hub's :attr:`~.Hub.on_watch`: topic ``name`` gets its first subscriber while
@@ -242,7 +254,7 @@ class Pipeline:
         kind, symbol = split_topic(name)
         if kind == "alerts":
             return
-        self.prepare(symbol)
+        self.prepare(symbol, kind)
         instrument = self.instruments.get(symbol)
         if instrument is None or instrument.ticks == 0 or instrument.price is None:
             return
