@@ -159,8 +159,13 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             self.warmup = Warmup(self.pipeline, market, self.history_ticks, interval, utc_now())
             self.pipeline.warmup = self.warmup
             self.warmup.run_for(self.startup_warmup_ticks)
+            hub = self.hub
             self.feed_runner = FeedRunner(
-                market, self.tick_rate, self.pipeline.publish_tick, self.log
+                market,
+                self.tick_rate,
+                self.pipeline.publish_tick,
+                self.log,
+                published=lambda: hub.published,
             )
         elif self.feed == "csv":
             self.feed_runner = CsvReplay(

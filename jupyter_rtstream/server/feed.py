@@ -175,11 +175,15 @@ class FeedRunner(BackgroundSource):
         log: logging.Logger | None = None,
         *,
         slice_seconds: float = 0.002,
+        published: Callable[[], int] | None = None,
     ) -> None:
         self.market = market
         self.rate = rate
         #: Longest run of ticks between two yields to the event loop.
         self.slice_seconds = slice_seconds
+        #: A counter of published frames (``Hub.published``): when it moved during a chunk,
+        #: the loop is let go at once so the flusher writes those frames.
+        self.published = published
         self.on_tick = on_tick
         self.log = log or logging.getLogger(__name__)
 
@@ -195,6 +199,8 @@ class FeedRunner(BackgroundSource):
             # topics go out at once instead of after the whole round.
             symbols = list(self.market.live)
             since = loop.time()
+            published = self.published
+            mark = published() if published is not None else 0
             for start in range(0, len(symbols), chunk):
                 for tick in self.market.step(utc_now(), interval, symbols[start : start + chunk]):
                     try:
@@ -202,9 +208,12 @@ class FeedRunner(BackgroundSource):
                     except Exception:  # one bad tick must not stop the feed
                         self.log.exception("rtstream: failed to process tick %s", tick)
                     self.ticks += 1
-                if loop.time() - since > self.slice_seconds:
+                if loop.time() - since > self.slice_seconds or (
+                    published is not None and published() != mark
+                ):
                     await asyncio.sleep(0)
                     since = loop.time()
+                    mark = published() if published is not None else 0
             delay = deadline - loop.time()
             if delay < -1.0:  # fell far behind (suspended laptop): do not burst to catch up
                 deadline = loop.time()

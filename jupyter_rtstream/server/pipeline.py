@@ -143,25 +143,10 @@ class Pipeline:
             if result.alerts:
                 self.committer.submit(result.alerts)
             return instrument
-        iid = instrument.instrument_id
+        # Everything (the feed service of the bus), or the seeded history (seed=True).
         at = tick.timestamp if seed and not publish else utc_now()
-        market = MarketData(
-            topic=topic_for("market_data", symbol),
-            data=MarketDataPayload(
-                instrument_id=iid,
-                symbol=symbol,
-                price=tick.price,
-                volume=tick.volume,
-                timestamp=tick.timestamp,
-                change_percent=change,
-            ),
-        )
-        indicators = TechnicalIndicators(
-            topic=topic_for("technical_indicators", symbol),
-            data=TechnicalIndicatorsPayload(
-                instrument_id=iid, symbol=symbol, indicators=result.indicators, calculated_at=at
-            ),
-        )
+        market = self._market(instrument, tick, change)
+        indicators = self._indicators(instrument, result.indicators, at)
         if not publish:
             market.timestamp = indicators.timestamp = at
             self.hub.seed(market)
