@@ -18,11 +18,12 @@ older entries (read back from the bus) in front of a topic's replay buffer.
 Watching (issue 19: cost follows what is watched): a publisher asks :meth:`Hub.wants`
 before it builds a message. A topic is *watched* while it has subscribers and for
 ``replay_seconds`` after its last one left (so a client that reconnects within the replay
-window resumes without loss); nobody pays for the messages of the others. A message that
-was not built still leaves its mark: the next one published skips a seq and starts the
-replay buffer afresh, so no resume across the unbuilt stretch claims ``recovered``. The
-first subscriber of a topic that is not watched calls :attr:`Hub.on_watch` first, so the
-publisher can put the topic's current state in (the snapshot built on demand).
+window resumes without loss); nobody pays for the messages of the others. Messages that
+were not built still leave their mark: the publisher numbers the next one past them
+(:meth:`Hub.advance`), and the replay buffer starts afresh there, so no resume across the
+unbuilt stretch claims ``recovered``. The first subscriber of a topic that is not watched
+calls :attr:`Hub.on_watch` first, so the publisher can put the topic's current state in
+(the snapshot built on demand).
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ class _Topic:
     relayed: bool = False
     #: ``clock()`` until which the topic stays watched after its last subscriber left.
     watched_until: float = 0.0
-    #: A message was not built (:meth:`Hub.wants` said no) since the last one published.
-    skipped: bool = False
 
 
 class Hub:
@@ -242,15 +241,18 @@ class Hub:
 
     def wants(self, name: str) -> bool:
         """Whether a message for topic ``name`` should be built and published now: it has
-        subscribers, or had one within ``replay_seconds``. A no for a topic that exists
-        marks it, so the next message published skips a seq (see the module docstring)."""
+        subscribers, or had one within ``replay_seconds``."""
         topic = self.topics.get(name)
-        if topic is None:
-            return False
-        if topic.subscribers or topic.watched_until > self.clock():
-            return True
-        topic.skipped = True
-        return False
+        return topic is not None and (bool(topic.subscribers) or topic.watched_until > self.clock())
+
+    def advance(self, name: str, seq: int) -> None:
+        """Number the next message of topic ``name`` ``seq`` when that is past the next
+        seq: the seqs between belong to messages that were never built. The replay buffer
+        restarts there (it only holds contiguous seqs), so no resume spans the hole."""
+        topic = self.topic(name)
+        if seq - 1 > topic.seq:
+            topic.seq = seq - 1
+            topic.buffer.clear()
 
     def watched(self, kind: str | None = None) -> list[str]:
         """Names of the topics watched now (of subscription type ``kind``, or all)."""
@@ -277,10 +279,6 @@ class Hub:
 
     def _publish_one(self, name: str, message: StreamedMessage) -> Frame:
         topic = self.topic(name)
-        if topic.skipped:  # messages were not built: leave a hole no resume spans
-            topic.skipped = False
-            topic.seq += 1
-            topic.buffer.clear()
         topic.seq += 1
         message.seq = topic.seq
         now = self.clock()
@@ -367,11 +365,15 @@ class Hub:
     def seed(self, message: StreamedMessage) -> int:
         """Record a message of the seeded history (before any subscriber): it takes the
         topic's next seq and stays readable through :meth:`history`, but is never replayed
-        on resume (it is not in the replay buffer) nor sent to anyone. Returns its seq."""
+        on resume (it is not in the replay buffer) nor sent to anyone. The newest one is the
+        topic's snapshot until a live message comes. Returns its seq."""
         topic = self.topic(message.topic)
         topic.seq += 1
         message.seq = topic.seq
-        topic.seeded.append((topic.seq, self.clock(), encode(message)))
+        now = self.clock()
+        text = encode(message)
+        topic.seeded.append((topic.seq, now, text))
+        topic.last = Frame(text, topic.name, topic.seq, now, topic.conflatable)
         if len(topic.seeded) > self.replay_hard_limit:
             topic.seeded.popleft()
         return topic.seq

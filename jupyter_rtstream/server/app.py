@@ -234,11 +234,10 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         if split_topic(name)[1] not in self.read_only_symbols():
             self.pipeline.on_watch(name)
 
-    def first_use(self, symbol: str, kind: str) -> None:
-        """A request needs topic ``kind`` of ``symbol`` with its seeded history (the
-        history API)."""
+    def first_use(self, symbol: str) -> None:
+        """A request needs ``symbol``'s seeded history (the history API)."""
         if symbol not in self.read_only_symbols():
-            self.pipeline.prepare(symbol, kind)
+            self.pipeline.prepare(symbol)
 
     def read_only_symbols(self) -> frozenset[str]:
         """Symbols of the shared feed: POSTed ticks for them get 409 READ_ONLY_SYMBOL."""

@@ -87,10 +87,14 @@ class Pipeline:
         self.publish_all = publish_all
         #: The background warm-up of the seeded history (simulated feed), if any.
         self.warmup: Warmup | None = None
-        #: Symbols whose seeded history went into the engine (and may go into the hub).
+        #: Symbols whose seeded history went into the engine but not yet into the hub.
         self._with_history: set[str] = set()
-        #: symbol -> its topics whose seeded history is in the hub already.
-        self._seeded: dict[str, set[str]] = {}
+        #: symbol -> its tick count when its market_data/technical_indicators messages
+        #: were last built (or seeded): they are current while it has not ticked since.
+        self._built: dict[str, int] = {}
+        #: Symbols whose market_data/technical_indicators went out live (a client may hold
+        #: their seqs: ticks left unbuilt after that leave a seq hole).
+        self._live: set[str] = set()
         #: symbol -> its (market_data, technical_indicators) topic names.
         self._names: dict[str, tuple[str, str]] = {}
         self._analytics_interval = 0.0
@@ -134,12 +138,10 @@ class Pipeline:
                     topic_for("market_data", symbol),
                     topic_for("technical_indicators", symbol),
                 )
-            want_market = self.hub.wants(names[0])
-            want_indicators = self.hub.wants(names[1])
-            if want_market:
-                self.hub.publish(self._market(instrument, tick, change))
-            if want_indicators:
-                self.hub.publish(self._indicators(instrument, result.indicators, utc_now()))
+            hub = self.hub
+            # Both topics or neither, so the same seq is the same tick on both.
+            if hub.wants(names[0]) or hub.wants(names[1]):
+                self._publish_both(instrument, names, tick, change, result.indicators)
             if result.alerts:
                 self.committer.submit(result.alerts)
             return instrument
@@ -157,6 +159,24 @@ class Pipeline:
         if result.alerts:
             self.committer.submit(result.alerts)
         return instrument
+
+    def _publish_both(
+        self,
+        instrument: Instrument,
+        names: tuple[str, str],
+        tick: Tick,
+        change: float,
+        values: dict[str, float | None],
+    ) -> None:
+        hub = self.hub
+        symbol = instrument.symbol
+        if symbol in self._live and self._built[symbol] < instrument.ticks - 1:
+            for name in names:  # ticks went unbuilt since clients had seqs: a hole
+                hub.advance(name, hub.last_seq(name) + 2)
+        self._built[symbol] = instrument.ticks
+        self._live.add(symbol)
+        hub.publish(self._market(instrument, tick, change))
+        hub.publish(self._indicators(instrument, values, utc_now()))
 
     @staticmethod
     def _market(instrument: Instrument, tick: Tick, change: float) -> MarketData:
@@ -192,40 +212,35 @@ class Pipeline:
         """Whether ``symbol``'s seeded history is still to be applied (no state yet)."""
         return self.warmup is not None and self.warmup.pending_for(symbol)
 
-    def prepare(self, symbol: str, kind: str | None = None) -> None:
+    def prepare(self, symbol: str) -> None:
         """First use of ``symbol`` (a subscribe, a history request): apply its seeded
-        history now if the warm-up has not reached it, and record that history on topic
-        ``kind`` of it (seqs 1.., before any live message of the topic) if not done yet.
-        Only the topic asked for: another one seeded now would sit unwatched and start
-        its live messages after a hole."""
+        history now if the warm-up has not reached it, and record that history in its
+        ``market_data`` and ``technical_indicators`` topics (seqs 1.., before any live
+        message; both at once, so the same seq is the same tick on both) if not done yet."""
         warmup = self.warmup
         if warmup is None:
             return
         warmup.warm(symbol)
-        if kind not in ("market_data", "technical_indicators") or symbol not in self._with_history:
+        if symbol not in self._with_history:
             return
-        name = topic_for(kind, symbol)
-        seeded = self._seeded.setdefault(symbol, set())
-        if name in seeded:
-            return
-        seeded.add(name)
+        self._with_history.discard(symbol)
         instrument = self.instruments.get(symbol)
         if instrument is None:
             return
-        # The same ticks again (through a fresh indicator set for indicators: the values
-        # the engine computed from them, it is deterministic), dated by the ticks.
+        # The same ticks again, through a fresh indicator set (the values the engine
+        # computed from them: it is deterministic), dated by the ticks.
         indicators = IndicatorSet()
         open_price: float | None = None
-        for tick in warmup.replay(symbol):
-            message: MarketData | TechnicalIndicators
-            if kind == "market_data":
-                open_price = open_price or tick.price
-                message = self._market(instrument, tick, (tick.price / open_price - 1.0) * 100.0)
-            else:
-                values = indicators.apply(tick.price, tick.volume)
-                message = self._indicators(instrument, values, tick.timestamp)
-            message.timestamp = tick.timestamp
-            self.hub.seed(message)
+        ticks = warmup.replay(symbol)
+        self._built[symbol] = len(ticks)
+        for tick in ticks:
+            open_price = open_price or tick.price
+            values = indicators.apply(tick.price, tick.volume)
+            market = self._market(instrument, tick, (tick.price / open_price - 1.0) * 100.0)
+            technical = self._indicators(instrument, values, tick.timestamp)
+            market.timestamp = technical.timestamp = tick.timestamp
+            self.hub.seed(market)
+            self.hub.seed(technical)
 
     def history_applied(self, symbol: str) -> None:
         """The warm-up applied ``symbol``'s seeded history to the engine (not to the hub)."""
@@ -239,22 +254,32 @@ class Pipeline:
         kind, symbol = split_topic(name)
         if kind == "alerts":
             return
-        self.prepare(symbol, kind)
+        self.prepare(symbol)
         instrument = self.instruments.get(symbol)
         if instrument is None or instrument.ticks == 0 or instrument.price is None:
             return
-        if kind == "market_data" and instrument.timestamp is not None:
-            open_price = instrument.open_price or instrument.price
-            tick = Tick(symbol, instrument.price, instrument.volume, instrument.timestamp)
-            self.hub.publish(
-                self._market(instrument, tick, (instrument.price / open_price - 1.0) * 100.0)
-            )
-        elif kind == "technical_indicators" and not self.warming(symbol):
-            self.hub.publish(
-                self._indicators(instrument, self.engine.indicators(symbol), utc_now())
-            )
-        elif kind == "analytics":
-            self.hub.publish(self._analytics_update(instrument, utc_now()))
+        hub = self.hub
+        if kind == "analytics":
+            if hub.last_seq(name):  # updates may have gone unbuilt meanwhile: a hole
+                hub.advance(name, hub.last_seq(name) + 2)
+            hub.publish(self._analytics_update(instrument, utc_now()))
+            return
+        if self._built.get(symbol) == instrument.ticks and hub.latest(name):
+            return  # its latest message (live or seeded) is the current state
+        if instrument.timestamp is None or self.warming(symbol):
+            return
+        names = self._names.get(symbol) or (
+            topic_for("market_data", symbol),
+            topic_for("technical_indicators", symbol),
+        )
+        open_price = instrument.open_price or instrument.price
+        self._publish_both(
+            instrument,
+            names,
+            Tick(symbol, instrument.price, instrument.volume, instrument.timestamp),
+            (instrument.price / open_price - 1.0) * 100.0,
+            self.engine.indicators(symbol),
+        )
 
     def on_relayed(self, tick: Tick, live: bool = True) -> None:
         """A tick of the shared feed (Redis bus), published already by the feed service:

@@ -63,7 +63,7 @@ async def test_serves_at_once_and_warms_in_the_background(
     first = await recv_until(ws, of_type("technical_indicators"))
     assert first["data"]["symbol"] == "U2500"
     assert all(v is not None for v in first["data"]["indicators"].values())
-    assert first["seq"] > 300, "after the symbol's seeded history (seqs 1..300)"
+    assert first["seq"] == 300, "the newest of its seeded history (seqs 1..300)"
 
     # Nothing is built for the 2,999 symbols nobody watches.
     status = await get_json(jp_fetch, "status")
