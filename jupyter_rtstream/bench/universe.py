@@ -80,7 +80,7 @@ class UniverseServer:
     """One ``jupyter server`` over N simulated symbols at ``tick_rate`` ticks/s each."""
 
     def __init__(self, n: int, workdir: str, *, tick_rate: float = 1.0) -> None:
-        self.symbols = universe_symbols(n) if n != 5 else ["U0", "U1", "U2", "U3", "U4"]
+        self.symbols = universe_symbols(n)
         config_path = Path(workdir) / f"universe-{n}.json"
         config_path.write_text(
             json.dumps(
