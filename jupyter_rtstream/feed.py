@@ -82,7 +82,8 @@ async def run(args: argparse.Namespace) -> int:
         instruments=lambda: {i.symbol: i.instrument_id for i in registry},
     )
     hub.sink = sink.append
-    pipeline = Pipeline(hub, registry, AnalyticsEngine(), None)
+    # Every topic: the servers relaying the bus have the watchers, not the feed service.
+    pipeline = Pipeline(hub, registry, AnalyticsEngine(), None, publish_all=True)
     source: BackgroundSource
     if args.feed == "simulated":
         market = SimulatedMarket(symbols, seed=args.seed, volatility=args.volatility)

@@ -4,6 +4,9 @@
 [--rates 1000,10000] [--sweep 5000,...] [--duration S] [--bus local|redis]
 [--bus-servers N] [--systems rtstream,baseline,websockets,nodews] [--json PATH]``
 
+(``--universe``: the cost per known symbol and per watched topic instead, see
+:mod:`.universe`.)
+
 For every (clients, target rate) it runs each system in turn: a fresh server subprocess
 (``jupyter server`` with ``feed = "synthetic"``, or a peer: the raw Tornado baseline, the
 ``websockets`` library with ``broadcast()``, Node.js ``ws``), one client
@@ -437,6 +440,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--universe" in args:  # the universe benchmark has its own options
+        from .universe import main as universe_main
+
+        args.remove("--universe")
+        return universe_main(args)
     plan, extra = parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:  # 1,000 clients need the fds

@@ -14,6 +14,16 @@ Relaying (a server on the Redis bus): :meth:`Hub.relay` takes a message whose ``
 ``epoch`` were assigned by the feed service, so every server fans out the same message with
 the same seq; :meth:`Hub.adopt_epoch` takes the feed's epoch and :meth:`Hub.backfill` puts
 older entries (read back from the bus) in front of a topic's replay buffer.
+
+Watching (issue 19: cost follows what is watched): a publisher asks :meth:`Hub.wants`
+before it builds a message. A topic is *watched* while it has subscribers and for
+``replay_seconds`` after its last one left (so a client that reconnects within the replay
+window resumes without loss); nobody pays for the messages of the others. Messages that
+were not built still leave their mark: the publisher numbers the next one past them
+(:meth:`Hub.advance`), and the replay buffer starts afresh there, so no resume across the
+unbuilt stretch claims ``recovered``. The first subscriber of a topic that is not watched
+calls :attr:`Hub.on_watch` first, so the publisher can put the topic's current state in
+(the snapshot built on demand).
 """
 
 from __future__ import annotations
@@ -72,6 +82,8 @@ class _Topic:
     published: int = 0
     #: Seqs come from the feed (:meth:`Hub.relay`), not from this hub.
     relayed: bool = False
+    #: ``clock()`` until which the topic stays watched after its last subscriber left.
+    watched_until: float = 0.0
 
 
 class Hub:
@@ -104,6 +116,12 @@ class Hub:
         self.relaying = False
         #: Health of the feed as the I/O shell sees it (``"ok"`` or ``"degraded"``).
         self.feed_state: FeedState = "ok"
+        #: Called with a topic's name when a client subscribes to it while it is not
+        #: watched (:meth:`wants`), before the snapshot is taken: the publisher puts the
+        #: topic's current state in. Not called for relayed topics (the feed builds those).
+        self.on_watch: Callable[[str], None] | None = None
+        #: Topics that are or were watched (pruned by :meth:`watched`), by name.
+        self._watched: dict[str, _Topic] = {}
 
     # ------------------------------------------------------------------ clients
 
@@ -124,8 +142,12 @@ class Hub:
         for name in outbox.subscriptions:
             topic = self.topics.get(name)
             if topic is not None:
-                topic.subscribers.pop(client_id, None)
+                self._leave(topic, client_id)
         outbox.subscriptions.clear()
+
+    def _leave(self, topic: _Topic, client_id: str) -> None:
+        if topic.subscribers.pop(client_id, None) is not None and not topic.subscribers:
+            topic.watched_until = self.clock() + self.replay_seconds
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -154,6 +176,9 @@ class Hub:
         """
         outbox = self.clients[client_id]
         topic = self.topic(name)
+        if self.on_watch is not None and not topic.relayed and not self._is_watched(topic):
+            self.on_watch(name)
+        self._watched[name] = topic
         outbox.forget_topic(name)
         outbox.subscriptions.add(name)
         topic.subscribers[client_id] = outbox
@@ -206,8 +231,38 @@ class Hub:
         outbox.forget_topic(name)
         topic = self.topics.get(name)
         if topic is not None:
-            topic.subscribers.pop(client_id, None)
+            self._leave(topic, client_id)
         return True
+
+    # ------------------------------------------------------------------ watching
+
+    def _is_watched(self, topic: _Topic) -> bool:
+        return bool(topic.subscribers) or topic.watched_until > self.clock()
+
+    def wants(self, name: str) -> bool:
+        """Whether a message for topic ``name`` should be built and published now: it has
+        subscribers, or had one within ``replay_seconds``."""
+        topic = self.topics.get(name)
+        return topic is not None and (bool(topic.subscribers) or topic.watched_until > self.clock())
+
+    def advance(self, name: str, seq: int) -> None:
+        """Number the next message of topic ``name`` ``seq`` when that is past the next
+        seq: the seqs between belong to messages that were never built. The replay buffer
+        restarts there (it only holds contiguous seqs), so no resume spans the hole."""
+        topic = self.topic(name)
+        if seq - 1 > topic.seq:
+            topic.seq = seq - 1
+            topic.buffer.clear()
+
+    def watched(self, kind: str | None = None) -> list[str]:
+        """Names of the topics watched now (of subscription type ``kind``, or all)."""
+        names = []
+        for name, topic in list(self._watched.items()):
+            if not self._is_watched(topic):
+                del self._watched[name]
+            elif kind is None or topic.kind == kind:
+                names.append(name)
+        return names
 
     # ------------------------------------------------------------------ publishing
 
@@ -316,11 +371,15 @@ class Hub:
     def seed(self, message: StreamedMessage) -> int:
         """Record a message of the seeded history (before any subscriber): it takes the
         topic's next seq and stays readable through :meth:`history`, but is never replayed
-        on resume (it is not in the replay buffer) nor sent to anyone. Returns its seq."""
+        on resume (it is not in the replay buffer) nor sent to anyone. The newest one is the
+        topic's snapshot until a live message comes. Returns its seq."""
         topic = self.topic(message.topic)
         topic.seq += 1
         message.seq = topic.seq
-        topic.seeded.append((topic.seq, self.clock(), encode(message)))
+        now = self.clock()
+        text = encode(message)
+        topic.seeded.append((topic.seq, now, text))
+        topic.last = Frame(text, topic.name, topic.seq, now, topic.conflatable)
         if len(topic.seeded) > self.replay_hard_limit:
             topic.seeded.popleft()
         return topic.seq

@@ -40,6 +40,9 @@ class InstrumentRegistry:
     def __init__(self, symbols: list[str] | tuple[str, ...] = ()) -> None:
         self._by_symbol: dict[str, Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
+        #: Next free id (ids only grow: computing ``max`` per registration made a
+        #: 10,000-symbol registry quadratic).
+        self._next_id = 1
         for symbol in symbols:
             self.register(symbol)
 
@@ -60,7 +63,8 @@ class InstrumentRegistry:
         if found is not None:
             return found
         if instrument_id is None or instrument_id < 1 or instrument_id in self._by_id:
-            instrument_id = max(self._by_id, default=0) + 1
+            instrument_id = self._next_id
+        self._next_id = max(self._next_id, instrument_id + 1)
         instrument = Instrument(instrument_id, symbol)
         self._by_symbol[symbol] = instrument
         self._by_id[instrument.instrument_id] = instrument

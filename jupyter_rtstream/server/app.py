@@ -21,6 +21,7 @@ from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.messages import utc_now
 from ..core.session import Limits
+from ..core.vocabulary import split_topic
 from .bus import RedisRelay
 from .bus_snapshot import snapshot_from_stream
 from .feed import BackgroundSource, FeedRunner, SimulatedMarket
@@ -34,6 +35,7 @@ from .settings import RtstreamSettings
 from .store import AlertStore
 from .store_worker import StoreWorker
 from .synthetic import SyntheticPublisher
+from .warmup import Warmup
 
 
 class RtstreamApp(RtstreamSettings, ExtensionApp):
@@ -116,6 +118,8 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         self.connections: set[Connection] = set()
         self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
+        self.warmup: Warmup | None = None
+        self.hub.on_watch = self._on_watch
         self.relay: RedisRelay | None = None
         self._timers: list[PeriodicCallback] = []
         self.version = __version__
@@ -145,16 +149,24 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         if self.bus == "redis":
             await self._start_relay()
         elif self.feed == "simulated":
-            market = SimulatedMarket(self.symbols, seed=self.seed, volatility=self.volatility)
-            # The seeded history warms the analytics and is kept as each topic's seeded
-            # history (GET rtstream/api/instruments/{symbol}/history), one round per
-            # history_interval (default: the live tick spacing) up to now.
+            market = SimulatedMarket(
+                self.symbols, seed=self.seed, volatility=self.volatility, live=False
+            )
+            # The seeded history warms the analytics (and becomes each topic's seeded
+            # history, GET rtstream/api/instruments/{symbol}/history, on first use), one
+            # tick per history_interval (default: the live tick spacing) up to now: at
+            # most startup_warmup_ticks of it before serving, the rest in the background.
             interval = self.history_interval or 1.0 / self.tick_rate
-            for round_ in market.history(self.history_ticks, interval, utc_now()):
-                for tick in round_:
-                    self.pipeline.on_tick(tick, publish=False, seed=True)
+            self.warmup = Warmup(self.pipeline, market, self.history_ticks, interval, utc_now())
+            self.pipeline.warmup = self.warmup
+            self.warmup.run_for(self.startup_warmup_ticks)
+            hub = self.hub
             self.feed_runner = FeedRunner(
-                market, self.tick_rate, self.pipeline.publish_tick, self.log
+                market,
+                self.tick_rate,
+                self.pipeline.publish_tick,
+                self.log,
+                published=lambda: hub.published,
             )
         elif self.feed == "csv":
             self.feed_runner = CsvReplay(
@@ -178,12 +190,15 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         # showed as the p99 of every client's latency.
         gc.collect()
         gc.freeze()
+        if self.warmup is not None:
+            self.warmup.start()
+        symbols = [i.symbol for i in self.instruments]
         self.log.info(
             "rtstream %s: bus=%s feed=%s symbols=%s epoch=%s",
             __version__,
             self.bus,
             self.feed,
-            ",".join(i.symbol for i in self.instruments),
+            ",".join(symbols) if len(symbols) <= 20 else f"{len(symbols)} ({symbols[0]}, ...)",
             self.hub.epoch,
         )
 
@@ -220,6 +235,17 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             retry_after = 0.5 + random.uniform(0.0, 2.0)
             connection.shutdown(code, close_reason(reason, retry_after))
 
+    def _on_watch(self, name: str) -> None:
+        """A topic's first subscriber: its current state, built on demand (not for the
+        shared feed's symbols: the feed service builds those)."""
+        if split_topic(name)[1] not in self.read_only_symbols():
+            self.pipeline.on_watch(name)
+
+    def first_use(self, symbol: str) -> None:
+        """A request needs ``symbol``'s seeded history (the history API)."""
+        if symbol not in self.read_only_symbols():
+            self.pipeline.prepare(symbol)
+
     def read_only_symbols(self) -> frozenset[str]:
         """Symbols of the shared feed: POSTed ticks for them get 409 READ_ONLY_SYMBOL."""
         return self.relay.shared if self.relay is not None else frozenset()
@@ -247,6 +273,8 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         """Stop the feed, then close every client with 1001 and a spread ``retry_after``."""
         for timer in self._timers:
             timer.stop()
+        if self.warmup is not None:
+            await self.warmup.stop()
         if self.feed_runner is not None:
             await self.feed_runner.stop()  # never raises: a dead task is logged
         if self.relay is not None:
@@ -277,6 +305,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             "alerts_pending": self.pipeline.committer.pending,
             "last_alert_id": self.pipeline.committer.last_alert_id,
             "active_symbols": len(self.pipeline.active_symbols()),
+            "warming": self.warmup.pending if self.warmup is not None else 0,
             "symbols": [i.symbol for i in self.instruments],
             "tick_rate": self.tick_rate,
             "ticks": self.pipeline.ticks,

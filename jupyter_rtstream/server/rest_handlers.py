@@ -211,6 +211,7 @@ class InstrumentHistoryHandler(_ApiHandler):
         if instrument is None:
             self.write_error_json(404, "UNKNOWN_INSTRUMENT", f"unknown symbol {symbol!r}")
             return
+        app.first_use(instrument.symbol)  # its seeded history, recorded on first use
         topic = topic_for(kind, instrument.symbol)
         texts = app.hub.history(topic, since_seq=since_seq, since_time=since_time, limit=limit)
         head = json.dumps(

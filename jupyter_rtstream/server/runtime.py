@@ -64,6 +64,8 @@ class Runtime(Protocol):
 
     def snapshot(self, symbol: str) -> dict[str, Any] | None: ...
 
+    def first_use(self, symbol: str) -> None: ...
+
 
 class RtstreamHandlerMixin(ExtensionHandlerMixin):
     """``self.app``: the running extension, typed as :class:`Runtime`."""

@@ -28,6 +28,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "volatility": (0.0, True),
     "history_ticks": (0, True),
     "history_interval": (0.0, True),
+    "startup_warmup_ticks": (0, True),
     "heartbeat_interval": (0.0, True),
     "max_message_size": (256, True),
     "max_subscriptions": (1, True),
@@ -106,6 +107,12 @@ class RtstreamSettings(HasTraits):
         0.0,
         help="Seconds between two rounds of seeded history (0: the live spacing, "
         "1/tick_rate); e.g. history_ticks=3600 with history_interval=1 seeds an hour.",
+    ).tag(config=True)
+    startup_warmup_ticks = Integer(
+        20_000,
+        help="Seeded-history ticks applied before the server serves (symbol by symbol, in "
+        "order); the rest of the universe warms up in the background, so the start takes "
+        "the same time for 5 or 10,000 symbols. A symbol ticks once its history is applied.",
     ).tag(config=True)
     heartbeat_interval = Float(
         15.0, help="Seconds between connection_status heartbeats to each client (0: off)."

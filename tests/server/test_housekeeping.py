@@ -40,17 +40,26 @@ async def test_idle_symbols_release_buffers_and_stop_analytics() -> None:
     clock = FakeClock()
     hub, pipeline = _setup(clock)
     chores = Housekeeping(hub, pipeline, None, retention_seconds=1.0, max_rows=10)
+    hub.connect("c")
+    for symbol in ("IDLE", "BUSY"):
+        pipeline.on_tick(tick(symbol))  # known and ticked before anyone watches
+        hub.subscribe("c", f"market_data:{symbol}")
+    for symbol in ("IDLE", "BUSY", "WATCHED"):
+        hub.subscribe("c", f"analytics:{symbol}")
     for i in range(100):
         pipeline.on_tick(tick("IDLE", 10.0 + i % 3))
         pipeline.on_tick(tick("BUSY"))
-    hub.connect("c")
+        pipeline.on_tick(tick("NOBODY"))
     hub.subscribe("c", "market_data:WATCHED")
     pipeline.on_tick(tick("WATCHED"))
-    assert len(hub.topics["market_data:IDLE"].buffer) == 100  # all within 60 s
+    # The snapshot built on subscribe, then every tick.
+    assert len(hub.topics["market_data:IDLE"].buffer) == 101  # all within 60 s
+    assert "market_data:NOBODY" not in hub.topics, "never watched: nothing built"
     clock.now += 120.0
     chores.run()  # trimmed by age: down to replay_messages, not left at the burst
     assert len(hub.topics["market_data:IDLE"].buffer) == 10
-    assert pipeline.publish_analysis(1.0) == 3
+    assert pipeline.publish_analysis(1.0) == 3, "watched analytics of active symbols"
+    hub.unsubscribe("c", "market_data:IDLE")
     clock.now += 3600.0
     pipeline.on_tick(tick("BUSY"))
     chores.run()
@@ -63,7 +72,11 @@ async def test_idle_symbols_release_buffers_and_stop_analytics() -> None:
     assert pipeline.publish_analysis(1.0) == 1, "analytics visit active symbols only"
     seq = hub.topics["market_data:IDLE"].seq
     pipeline.on_tick(tick("IDLE"))
-    assert hub.topics["market_data:IDLE"].seq == seq + 1, "seq goes on after a release"
+    pipeline.on_tick(tick("IDLE"))
+    assert hub.topics["market_data:IDLE"].seq == seq, "not watched any more: not built"
+    result = hub.subscribe("c", "market_data:IDLE")
+    # The latest tick, built now; the one before was never built: a hole.
+    assert result.snapshot and result.frames[0].seq == seq + 2, "seq goes on, past a hole"
 
 
 def fired(i: int) -> FiredAlert:

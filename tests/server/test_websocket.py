@@ -216,6 +216,8 @@ async def test_resume_with_old_epoch_is_not_recovered(ws_connect: Any) -> None:
 async def test_resume_beyond_buffer_is_not_recovered(
     ws_connect: Any, rtstream_app: Any, rtstream_config: Any
 ) -> None:
+    watcher = await ws_connect()  # messages are built for watched topics only
+    await subscribe(watcher, symbol="AAPL")
     ws = await ws_connect()
     epoch = ws.hello["data"]["epoch"]
     topic = rtstream_app.hub.topic("market_data:AAPL")
