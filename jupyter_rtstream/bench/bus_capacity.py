@@ -68,11 +68,11 @@ def measure(servers: int, tick_rate: float, symbols: str, window: float) -> dict
     store = RedisProcess().start()
     feed: FeedProcess | None = None
     fleet: list[ServerProcess] = []
+    client = redis.Redis(port=store.port, decode_responses=True)
     try:
         feed = FeedProcess(
             store.url, "--feed", "simulated", "--symbols", symbols, "--tick-rate", str(tick_rate)
         ).start()
-        client = redis.Redis(port=store.port, decode_responses=True)
         deadline = time.monotonic() + 60
         while not client.hlen("rtstream:instruments"):
             if time.monotonic() > deadline:
@@ -101,6 +101,7 @@ def measure(servers: int, tick_rate: float, symbols: str, window: float) -> dict
         redis_cpu = (_redis_cpu(client) - redis_cpu0) / elapsed * 100
         feed_cpu = (_cpu_seconds(feed.proc.pid) - feed_cpu0) / elapsed * 100
     finally:
+        client.close()
         for server in fleet:
             server.close()
         if feed is not None:

@@ -7,6 +7,7 @@ import gc
 import os
 import random
 import re
+from collections import Counter
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -116,6 +117,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             flood_tolerance=self.flood_tolerance,
         )
         self.connections: set[Connection] = set()
+        self.server_closes: Counter[int] = Counter()
         self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
         self.warmup: Warmup | None = None
@@ -188,8 +190,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         # out of the cyclic GC's reach, a full collection (which streaming triggers now and
         # then) no longer walks the whole jupyter_server heap, a pause of tens of ms that
         # showed as the p99 of every client's latency.
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_heap()
         if self.warmup is not None:
             self.warmup.start()
         symbols = [i.symbol for i in self.instruments]
@@ -310,3 +311,16 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             "tick_rate": self.tick_rate,
             "ticks": self.pipeline.ticks,
         }
+
+
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """``gc.collect(); gc.freeze()`` once per process: another app started in the same
+    process (tests) would freeze its predecessors' garbage for good."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()

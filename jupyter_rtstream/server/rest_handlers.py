@@ -147,6 +147,7 @@ class StatusHandler(_ApiHandler):
                 "topics": hub["topics"],
                 "feed": app.feed_status(),
                 "counters": hub["counters"],
+                "server_closes": {str(code): n for code, n in app.server_closes.items()},
             }
         )
 

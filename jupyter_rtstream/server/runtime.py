@@ -8,6 +8,7 @@ lazy import). ``RtstreamApp`` satisfies :class:`Runtime` structurally.
 from __future__ import annotations
 
 import hmac
+from collections import Counter
 from typing import Any, Protocol, cast
 
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -44,6 +45,8 @@ class Runtime(Protocol):
     limits: Limits
     flusher: Flusher
     connections: set[Connection]
+    #: Closes the server asked for, by close code (``server_closes`` in the status API).
+    server_closes: Counter[int]
     version: str
     heartbeat_interval: float
     max_message_size: int

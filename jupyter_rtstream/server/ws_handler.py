@@ -53,21 +53,28 @@ class StreamWebSocketHandler(
         return int(self.app.max_message_size) * 4
 
     # A frozen or half-open peer must not hold its session and outbox for the keep-alive
-    # default (ping every 30 s, closed after 90 s without a pong): ping once per heartbeat
-    # and close after 1.5 intervals without a pong, so a dead peer is closed within two
-    # heartbeat intervals, as clients judge the server. An explicit ``ws_ping_interval``
-    # tornado setting still wins. (WebSocketMixin reads both in milliseconds.)
+    # default (ping every 30 s, closed after 90 s without a pong). jupyter_server checks for
+    # a missing pong only when it sends the next ping, so: ping twice per heartbeat and close
+    # after 1.5 intervals without a pong. A dead peer is closed within two heartbeat intervals
+    # (as clients judge the server), and a live one may answer up to a whole interval late
+    # (a stalled loop, a pong queued behind a large write) before it is judged dead. Explicit
+    # ``ws_ping_interval`` / ``ws_ping_timeout`` tornado settings still win. (WebSocketMixin
+    # reads both in milliseconds.) jupyter_server closes a timed-out peer without a code.
     @property
     def ping_interval(self) -> float:
         if "ws_ping_interval" in self.settings or self.app.heartbeat_interval <= 0:
             return float(super().ping_interval)
-        return float(self.app.heartbeat_interval) * 1000.0
+        return float(self.app.heartbeat_interval) * 500.0
 
     @property
     def ping_timeout(self) -> float:
-        if "ws_ping_interval" in self.settings or self.app.heartbeat_interval <= 0:
+        if (
+            "ws_ping_interval" in self.settings
+            or "ws_ping_timeout" in self.settings
+            or self.app.heartbeat_interval <= 0
+        ):
             return float(super().ping_timeout)
-        return self.ping_interval * 1.5
+        return float(self.app.heartbeat_interval) * 1500.0
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
@@ -180,8 +187,7 @@ class StreamWebSocketHandler(
                 return
             close = session.close_request
             if close is not None:
-                self._closing = True
-                self.close(*close)
+                self._close_as_requested(*close)
         except Exception:  # never leave a connection that can no longer be woken
             self.log.exception("rtstream: flushing client %s failed", self.session.client_id)
             self._closing = True
@@ -202,8 +208,14 @@ class StreamWebSocketHandler(
         stream = getattr(self.ws_connection, "stream", None)
         if frames and stream is not None and not stream.closed():
             stream.write(wire_bytes(frames))
+        self._close_as_requested(*close)
+
+    def _close_as_requested(self, code: int, reason: str) -> None:
+        """Close as the session asked, counted by code (``server_closes`` in the status API:
+        a 1013 is on record even when the peer never reads its close frame)."""
         self._closing = True
-        self.close(*close)
+        self.app.server_closes[code] += 1
+        self.close(code, reason)
 
     def _write(self, frames: list[Frame]) -> bool:
         """Start writing ``frames``; False when the connection is gone."""

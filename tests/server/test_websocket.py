@@ -347,7 +347,9 @@ async def _close_info(ws: WebSocketClientConnection) -> tuple[int | None, Any]:
     return ws.close_code, reason
 
 
-async def test_oversize_frame_closes_1009_and_others_carry_on(ws_connect: Any) -> None:
+async def test_oversize_frame_closes_1009_and_others_carry_on(
+    ws_connect: Any, jp_fetch: Any
+) -> None:
     other = await ws_connect()
     await subscribe(other, symbol="AAPL")
     ws = await ws_connect()
@@ -357,6 +359,9 @@ async def test_oversize_frame_closes_1009_and_others_carry_on(ws_connect: Any) -
     code, reason = await _close_info(ws)
     assert code == 1009
     assert reason["reason"] == "MESSAGE_TOO_LARGE"
+    # The server's own record of the closes it asked for (the layer's 1009 below is Tornado's).
+    status = json.loads((await jp_fetch("rtstream", "api", "status")).body)
+    assert status["server_closes"] == {"1009": 1}
     # A frame far above the limit is stopped by the WebSocket layer itself: still 1009.
     ws = await ws_connect()
     await ws.write_message("x" * 300_000)
