@@ -19,6 +19,7 @@ Or use :class:`ServerProcess` directly::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -294,3 +296,36 @@ if pytest is not None:
             yield own.server
         finally:
             own.close()
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on ``127.0.0.1:port`` now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+            return True
+    except OSError:
+        return False
+
+
+async def restart_timed(server: ServerProcess) -> float:
+    """Start ``server`` again; return the monotonic time its port first accepted a connection
+    (the moment a client could have got in: polled every 5 ms beside the start). Used by the
+    rejoin benchmark and the fault suite, which time clients from that moment."""
+    listen_at: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            if listening(server.port):
+                listen_at.append(time.monotonic())
+                return
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        await asyncio.to_thread(server.start)
+    finally:
+        done.set()
+        await asyncio.to_thread(poller.join, 5.0)
+    return listen_at[0] if listen_at else time.monotonic()

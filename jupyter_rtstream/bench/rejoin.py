@@ -25,17 +25,15 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from jupyter_rtstream.client import ConnectionState, Stream
-from jupyter_rtstream.testing import ServerProcess
+from jupyter_rtstream.testing import ServerProcess, restart_timed
 
 CONFIG: dict[str, dict[str, Any]] = {
     "RtstreamApp": {
@@ -46,36 +44,6 @@ CONFIG: dict[str, dict[str, Any]] = {
         "max_connections_per_user": 1_000,
     },
 }
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.05):
-            return True
-    except OSError:
-        return False
-
-
-async def _restart(server: ServerProcess) -> float:
-    """Start ``server`` again; return the monotonic time its port first accepted."""
-    listen_at: list[float] = []
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            if _listening(server.port):
-                listen_at.append(time.monotonic())
-                return
-            time.sleep(0.005)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    try:
-        await asyncio.to_thread(server.start)
-    finally:
-        await asyncio.to_thread(poller.join, 5.0)
-        done.set()
-    return listen_at[0] if listen_at else time.monotonic()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -97,7 +65,7 @@ async def rejoin(cycles: int, seed: int = 16) -> dict[str, Any]:
         for cycle in range(cycles):
             await asyncio.sleep(rng.uniform(0.2, 2.0))  # a random point of the connection
             server.kill()
-            listen = await _restart(server)
+            listen = await restart_timed(server)
             deadline = time.monotonic() + 90.0
             while not any(t > listen for t in arrivals) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
@@ -144,7 +112,7 @@ async def storm(clients: int) -> dict[str, Any]:
             times.clear()
         stopped = time.monotonic()
         await asyncio.to_thread(server.stop)
-        listen = await _restart(server)
+        listen = await restart_timed(server)
         deadline = time.monotonic() + 120.0
         while not all(connected) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -73,37 +71,6 @@ async def alert_history(server: ServerProcess, symbol: str) -> list[int]:
             return ids
         ids.extend(a["alert_id"] for a in alerts if a["symbol"] == symbol)
         since = alerts[-1]["alert_id"]
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.05):
-            return True
-    except OSError:
-        return False
-
-
-async def restart(server: ServerProcess) -> float:
-    """Start ``server`` again; return the monotonic time its port first accepted a connection
-    (the moment a client could have got in: polled every 5 ms beside the start)."""
-    listen_at: list[float] = []
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            if listening(server.port):
-                listen_at.append(time.monotonic())
-                return
-            time.sleep(0.005)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    try:
-        await asyncio.to_thread(server.start)
-    finally:
-        done.set()
-        await asyncio.to_thread(poller.join, 5.0)
-    return listen_at[0] if listen_at else time.monotonic()
 
 
 def rss_bytes(pid: int) -> int:

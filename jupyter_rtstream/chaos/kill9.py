@@ -21,13 +21,12 @@ import contextlib
 import random
 
 from ..client import ConnectionState, Stream
-from ..testing import ServerProcess
+from ..testing import ServerProcess, restart_timed
 from ._common import (
     Recorder,
     add_crossing_rule,
     alert_history,
     post_ticks,
-    restart,
     server_config,
     wait_for,
 )
@@ -77,7 +76,7 @@ async def run(cycles: int = 100, clients: int = 20, seed: int = 12) -> Result:
             await wait_for(
                 lambda: all(s.state is not ConnectionState.CONNECTED for s in streams), 30
             )
-            listen = await restart(server)
+            listen = await restart_timed(server)
             await wait_for(
                 lambda at=listen: all(r.first_data_after(at) for r in recorders),  # type: ignore[misc]
                 60,

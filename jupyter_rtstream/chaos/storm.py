@@ -24,8 +24,8 @@ from typing import Any
 
 from ..client import ConnectionState, Stream
 from ..core.backoff import MAX_DELAY
-from ..testing import ServerProcess
-from ._common import gather_bounded, restart, server_config, wait_for
+from ..testing import ServerProcess, restart_timed
+from ._common import gather_bounded, server_config, wait_for
 from .result import Result, percentile
 
 
@@ -69,7 +69,7 @@ async def _storm(clients: int, jitter: bool) -> dict[str, Any]:
             w.acked.clear()
         stopped = time.monotonic()
         await asyncio.to_thread(server.stop)
-        listen = await restart(server)
+        listen = await restart_timed(server)
         bound = MAX_DELAY + 5.0
         await wait_for(lambda: all(w.acked for w in watches), bound + 60)
         back = [w.connected[0] - listen for w in watches if w.connected]
