@@ -13,8 +13,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-import pytest
-
 from jupyter_rtstream.chaos import frozen, fuzz, kill9, slow, storm, wire
 from jupyter_rtstream.chaos.result import Result
 
@@ -58,7 +56,6 @@ def test_reconnect_storm_every_client_told_and_resubscribed() -> None:
     assert_invariants(run(storm.run(clients=20, control=False)))
 
 
-@pytest.mark.skipif(not wire.chromium_available(), reason="no /usr/bin/chromium")
 def test_wire_frames_parse_in_websockets_and_chromium_autobahn_cases() -> None:
     result = run(wire.run())
     assert_invariants(result)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jupyterhub  # noqa: F401  (the test extra installs it; a missing hub must fail, not skip)
 import pytest
 import websockets
 
@@ -33,7 +34,6 @@ from jupyter_rtstream.testing_bus import RedisProcess
 
 from .._wait import wait_until
 
-pytest.importorskip("jupyterhub")
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = Path(__file__).resolve().parents[2]
