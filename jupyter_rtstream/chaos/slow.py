@@ -70,16 +70,20 @@ def stuck_client(port: int, base_url: str, token: str, symbols: list[str]) -> so
     return sock
 
 
-def close_code(sock: socket.socket, timeout: float = 60.0) -> int | None:
-    """Read everything the server left in the socket; the code of its close frame."""
-    sock.settimeout(timeout)
-    data = b""
+def close_code(sock: socket.socket, timeout: float = 30.0) -> int | None:
+    """Read everything the server left in the socket, for at most ``timeout`` seconds in all
+    (a connection that was not closed after all keeps streaming); the code of its close
+    frame, or None."""
+    deadline = time.monotonic() + timeout
+    buffer = bytearray()
     with contextlib.suppress(OSError):
-        while True:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
             chunk = sock.recv(1 << 20)
             if not chunk:
                 break
-            data += chunk
+            buffer += chunk
+    data = bytes(buffer)
     pos = 0
     while (header := parse_header(data, pos)) is not None:
         opcode, start, end, _ = header
@@ -87,6 +91,11 @@ def close_code(sock: socket.socket, timeout: float = 60.0) -> int | None:
             return int.from_bytes(data[start : start + 2], "big") if end - start >= 2 else 1005
         pos = end
     return None
+
+
+def closes_1013(status: dict[str, Any]) -> int:
+    """How many 1013 closes the server asked for (``server_closes`` in the status API)."""
+    return int(status.get("server_closes", {}).get("1013", 0))
 
 
 async def _one(
@@ -159,9 +168,10 @@ async def _one(
                 # Stuck for sure: conflating (its socket stopped draining) with a queue.
                 if entry["conflated"] > 0 and entry["queued_bytes"] > 0:
                     state["backed_up"] = True
-                elif state["backed_up"] and entry["queued_bytes"] == 0 and sock is not None:
-                    # The 1013 discards its queue: the close frame sits behind what the
-                    # kernel holds. Read it all now, before Tornado's 5 s close timeout.
+                elif state["backed_up"] and closes_1013(status) and sock is not None:
+                    # The server asked for the 1013 (its record) and discarded the queue: the
+                    # close frame sits behind what the kernel holds. Read it all now, before
+                    # Tornado's 5 s close timeout.
                     state["closed_at"] = time.monotonic() - began
                     state["reader"] = asyncio.ensure_future(asyncio.to_thread(close_code, sock))
             elif not slow and with_slow and state["closed_at"] is None:
@@ -184,7 +194,7 @@ async def _one(
             # The server's own record: a peer that never reads may never see its close frame
             # (Tornado aborts after 5 s), so the wire read above is the figure, this the goal.
             status = await asyncio.to_thread(server.get_json, "rtstream/api/status", 30.0)
-            out["server_1013"] = int(status.get("server_closes", {}).get("1013", 0))
+            out["server_1013"] = closes_1013(status)
     finally:
         if driver is not None:
             driver.cancel()
