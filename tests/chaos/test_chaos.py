@@ -29,11 +29,11 @@ def assert_invariants(results: Result | list[Result]) -> None:
 
 
 def test_kill_9_cycles_lose_and_duplicate_nothing() -> None:
-    # 6 cycles keep the subset near 2 minutes; the documented run is 100 (make chaos).
-    result = run(kill9.run(cycles=6, clients=3))
+    # 10 cycles, as the issue asks of CI; the documented run is 100 (make chaos).
+    result = run(kill9.run(cycles=10, clients=3))
     assert_invariants(result)
     assert result.details["alerts_fired"] >= 1  # how many depends on where the kills land
-    assert result.details["market_data_gaps_announced"] >= 6 * 3  # one per restart per client
+    assert result.details["market_data_gaps_announced"] >= 10 * 3  # one per restart per client
 
 
 def test_frozen_peers_are_closed_and_released_and_resume_without_loss() -> None:
