@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..client import ConnectionState, GapEvent, StateChange, Stream
 from ..testing import ServerProcess
 
 
@@ -103,58 +101,6 @@ def log_size(server: ServerProcess) -> int:
         return server.log_path.stat().st_size
     except OSError:
         return 0
-
-
-class Recorder:
-    """What one stream's application saw: (epoch, seq) per topic, alert ids, gaps, states."""
-
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
-        self.seqs: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
-        self.arrivals: list[float] = []
-        self.alert_ids: dict[str, list[int]] = defaultdict(list)
-        self.states: list[tuple[float, StateChange]] = []
-        self.gaps: list[GapEvent] = []
-        stream.on("market_data", self._data)
-        stream.on("alert", self._alert)
-        stream.on("state", lambda change: self.states.append((time.monotonic(), change)))
-        stream.on("gap", self.gaps.append)
-
-    def _data(self, message: Any) -> None:
-        self.seqs[message.topic].append((self.stream.epoch, message.seq))
-        self.arrivals.append(time.monotonic())
-
-    def _alert(self, message: Any) -> None:
-        self.alert_ids[message.topic].append(message.data.alert_id)
-
-    def first_data_after(self, when: float) -> float | None:
-        return next((t for t in self.arrivals if t > when), None)
-
-    def first_state_after(self, when: float, state: ConnectionState) -> float | None:
-        return next((t for t, c in self.states if t > when and c.state is state), None)
-
-    def continuity(self, topic: str) -> tuple[int, int, int]:
-        """(lost, duplicated, silent) of ``topic``: seqs skipped or repeated within an epoch,
-        and breaks (a skip, or an epoch change) that no gap event announced."""
-        announced = [g for g in self.gaps if g.topic == topic]
-        epoch_changes = sum(1 for g in announced if g.reason == "epoch_changed")
-        out_of_buffer = sum(1 for g in announced if g.reason == "out_of_buffer")
-        lost = dup = skips = changes = 0
-        previous: tuple[str | None, int] | None = None
-        for epoch, seq in self.seqs[topic]:
-            if previous is not None:
-                if previous[0] == epoch:
-                    step = seq - previous[1]
-                    if step <= 0:
-                        dup += 1
-                    elif step > 1:
-                        lost += step - 1
-                        skips += 1
-                else:
-                    changes += 1
-            previous = (epoch, seq)
-        silent = max(0, changes - epoch_changes) + max(0, skips - out_of_buffer)
-        return lost, dup, silent
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:

@@ -28,8 +28,9 @@ from typing import Any
 
 from ..client import ConnectionState, Stream
 from ..testing import ServerProcess
-from ._common import Recorder, rest, server_config, wait_for
+from ._common import rest, server_config, wait_for
 from .proxy import TcpProxy
+from .recorder import Recorder
 from .result import Result
 
 HEARTBEAT = 1.0

@@ -36,7 +36,8 @@ from ..client import Stream
 from ..core.errors import ErrorCode
 from ..core.messages import server_message_adapter
 from ..testing import ServerProcess
-from ._common import Recorder, log_size, server_config, unhandled_exceptions, wait_for
+from ._common import log_size, server_config, unhandled_exceptions, wait_for
+from .recorder import Recorder
 from .result import Result
 
 LIMIT = 64 * 1024

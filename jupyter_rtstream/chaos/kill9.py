@@ -23,13 +23,13 @@ import random
 from ..client import ConnectionState, Stream
 from ..testing import ServerProcess, restart_timed
 from ._common import (
-    Recorder,
     add_crossing_rule,
     alert_history,
     post_ticks,
     server_config,
     wait_for,
 )
+from .recorder import Recorder
 from .result import Result, percentile
 
 SYMBOL = "CHAOSK"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
-from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
 
-from jupyter_rtstream.client import ConnectionState, GapEvent, StateChange, Stream
+# One Recorder for the client tests and the fault suite (re-exported for the tests).
+from jupyter_rtstream.chaos.recorder import Recorder as Recorder
 
 from .._wait import wait_until
 
@@ -29,54 +28,6 @@ LIVE_CONFIG: dict[str, dict[str, Any]] = {
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 90.0) -> Any:
     """Run a test coroutine on a fresh event loop, with a hard timeout against hangs."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-class Recorder:
-    """What the application saw: (epoch, seq) per topic, state changes, gap events."""
-
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
-        self.seqs: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
-        self.arrivals: dict[str, list[float]] = defaultdict(list)
-        self.alert_ids: dict[str, list[int]] = defaultdict(list)
-        self.states: list[tuple[float, StateChange]] = []
-        self.gaps: list[GapEvent] = []
-        stream.on("market_data", self._data)
-        stream.on("alert", self._alert)
-        stream.on("state", lambda change: self.states.append((time.monotonic(), change)))
-        stream.on("gap", self.gaps.append)
-
-    def _data(self, message: Any) -> None:
-        self.seqs[message.topic].append((self.stream.epoch, message.seq))
-        self.arrivals[message.topic].append(time.monotonic())
-
-    def _alert(self, message: Any) -> None:
-        self.alert_ids[message.topic].append(message.data.alert_id)
-
-    def continuity(self, topic: str) -> tuple[int, int]:
-        """(lost, duplicated) messages of ``topic`` within each epoch, in delivery order."""
-        lost = dup = 0
-        previous: tuple[str | None, int] | None = None
-        for epoch, seq in self.seqs[topic]:
-            if previous is not None and previous[0] == epoch:
-                step = seq - previous[1]
-                if step <= 0:
-                    dup += 1
-                else:
-                    lost += step - 1
-            previous = (epoch, seq)
-        return lost, dup
-
-    def burst(self, topic: str, start: float, window: float = 0.05) -> int:
-        """Messages of ``topic`` delivered within ``window`` s of ``start`` (a replay burst)."""
-        return sum(1 for t in self.arrivals[topic] if start <= t <= start + window)
-
-    def reconnected_at(self, after: float) -> float | None:
-        """Monotonic time of the first ``connected`` state after ``after``."""
-        for when, change in self.states:
-            if when > after and change.state is ConnectionState.CONNECTED:
-                return when
-        return None
 
 
 def spread(values: list[float]) -> str:
