@@ -111,6 +111,8 @@ class Hub:
         self.clients: dict[str, Outbox] = {}
         self.published = 0
         self.fanned_out = 0
+        #: Frames conflated for clients that have since disconnected (``conflated_total``).
+        self.conflated_gone = 0
         #: True once the epoch is the feed's (:meth:`adopt_epoch`): topics this hub numbers
         #: itself (alerts) then never resume across servers, whose seqs differ.
         self.relaying = False
@@ -139,6 +141,7 @@ class Hub:
         outbox = self.clients.pop(client_id, None)
         if outbox is None:
             return
+        self.conflated_gone += outbox.conflated
         for name in outbox.subscriptions:
             topic = self.topics.get(name)
             if topic is not None:
@@ -478,5 +481,6 @@ class Hub:
             "clients": len(self.clients),
             "topics": len(self.topics),
             "conflated": self.conflated,
+            "conflated_total": self.conflated_gone + self.conflated,
             "queued_bytes": sum(o.nbytes for o in self.clients.values()),
         }

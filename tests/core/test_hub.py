@@ -328,6 +328,9 @@ def test_lagging_outbox_conflates_latest_wins() -> None:
     assert box.nbytes == 0
     assert hub.conflated == 4
     assert hub.stats()["conflated"] == 4
+    hub.disconnect("slow")
+    assert hub.stats()["conflated"] == 0  # connected clients only
+    assert hub.stats()["conflated_total"] == 4  # since start, disconnected clients included
 
 
 def test_conflation_keeps_byte_count_exact() -> None:
@@ -544,5 +547,6 @@ def test_status_reports_topics_clients_and_counters_as_plain_values() -> None:
         "clients": 1,
         "topics": 1,
         "conflated": 0,
+        "conflated_total": 0,
         "queued_bytes": status["clients"]["c1"]["queued_bytes"],
     }
