@@ -69,10 +69,17 @@ async def run(
         streams = await gather_bounded([_open(server, rng) for _ in range(clients)], 25)
         warm_fds = open_fds(pid)
 
+        stop = asyncio.Event()
+
         async def churner() -> None:
+            # Stopped by ``stop``, never cancelled: a cancel could land inside ``close()`` and
+            # leave a stream closing but not closed (a 30-min run once ended on one).
             nonlocal churned
-            while True:
-                await asyncio.sleep(rng.expovariate(clients / churn_every))
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), rng.expovariate(clients / churn_every))
+                if stop.is_set():
+                    return
                 i = rng.randrange(len(streams))
                 old = streams[i]
                 await old.close()
@@ -94,9 +101,8 @@ async def run(
                 }
             )
             await asyncio.sleep(5.0)
-        churn.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await churn
+        stop.set()
+        await churn
         open_streams = [s for s in streams if not s.closed]
         await gather_bounded([s.wait_connected(60) for s in open_streams], 50)
 
