@@ -333,8 +333,12 @@ def run_plan(plan: Plan, workdir: str, result: dict[str, Any]) -> None:
             if plan.bus == "redis":
                 return RedisBusSystem(plan.topics, workdir, plan.bus_servers)
             return RtstreamSystem(plan.topics, workdir)
-        peer = {"baseline": BaselineSystem, "websockets": WebsocketsSystem, "nodews": NodeWsSystem}
-        return peer[name](plan.topics, size, workdir)
+        peers: dict[str, type[BaselineSystem | WebsocketsSystem | NodeWsSystem]] = {
+            "baseline": BaselineSystem,
+            "websockets": WebsocketsSystem,
+            "nodews": NodeWsSystem,
+        }
+        return peers[name](plan.topics, size, workdir)
 
     chosen = [make(name) for name in plan.systems]
     for system in chosen:

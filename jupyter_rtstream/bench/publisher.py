@@ -12,6 +12,7 @@ the benchmark, which then stops them. Server CPU time and RSS come from ``/proc/
 
 from __future__ import annotations
 
+import abc
 import os
 import queue
 import shutil
@@ -142,7 +143,7 @@ class RtstreamSystem:
             server.close()
 
 
-class PeerSystem:
+class PeerSystem(abc.ABC):
     """A bare broadcaster in a subprocess that prints ``listening <port>`` when ready.
 
     The peers take the same ``--port --rate --size --topics`` and send the same messages
@@ -162,8 +163,9 @@ class PeerSystem:
         self.started_in = 0.0
         self._log_path = Path(workdir) / f"{self.name}.log"
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The peer's command line (it reads ``self.port`` etc.)."""
 
     def versions(self) -> dict[str, str]:
         """Versions of what this system runs on (recorded in the JSON's ``meta``)."""
