@@ -20,7 +20,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -43,6 +43,7 @@ from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
 from ..core.outbox import Frame
 from ..core.session import ServerSession
 from .bus import RedisRelay
+from .flush import Flusher
 from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 from .wire import wire_bytes
 
@@ -53,6 +54,15 @@ _SPENT_HEADERS = HTTPHeaders()
 _NO_ARGUMENTS: dict[str, list[bytes]] = {}
 #: The running frame loops of every open connection (see ``_Protocol``).
 _FRAME_LOOPS: set[asyncio.Future[None]] = set()
+
+
+@lru_cache(maxsize=8)
+def _protocol_params(max_message_size: int, compress: bool) -> _WebSocketParams:
+    """One parameter object for every connection with the same settings (read-only to
+    Tornado): no ``ping_interval``, see ``StreamWebSocketHandler.get_websocket_protocol``."""
+    return _WebSocketParams(
+        max_message_size=max_message_size, compression_options={} if compress else None
+    )
 
 
 class _Protocol(WebSocketProtocol13):
@@ -67,11 +77,9 @@ class _Protocol(WebSocketProtocol13):
     """
 
     async def _receive_frame_loop(self) -> None:
-        task = asyncio.ensure_future(self._run_frame_loop())
         # A strong reference (the event loop keeps weak ones only), held outside the
         # protocol: one more attribute on it would cost a per-instance dict (~1.5 KB).
-        _FRAME_LOOPS.add(task)
-        task.add_done_callback(_FRAME_LOOPS.discard)
+        _FRAME_LOOPS.add(asyncio.ensure_future(self._run_frame_loop()))
 
     async def _run_frame_loop(self) -> None:
         try:
@@ -84,6 +92,8 @@ class _Protocol(WebSocketProtocol13):
         except Exception:  # what RequestHandler._execute logged before
             self.handler.log_exception(*sys.exc_info())
             self._abort()
+        finally:
+            _FRAME_LOOPS.discard(asyncio.current_task())
 
 
 class StreamWebSocketHandler(
@@ -137,10 +147,13 @@ class StreamWebSocketHandler(
         jupyter_server's check, run by the server's one timer (``app.keepalive``)."""
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
-        params = _WebSocketParams(
-            max_message_size=self.max_message_size,
-            compression_options=self.get_compression_options(),
-        )
+        options = self.get_compression_options()
+        if options:  # permessage-deflate with parameters of its own: not shared
+            params = _WebSocketParams(
+                max_message_size=self.max_message_size, compression_options=options
+            )
+        else:
+            params = _protocol_params(self.max_message_size, options is not None)
         return _Protocol(self, False, params)
 
     def send_ping(self) -> None:
@@ -199,7 +212,7 @@ class StreamWebSocketHandler(
             uuid.uuid4().hex,
             limits=app.limits,
             # The flusher's wake, bound to this connection once (called per message).
-            waker=partial(app.flusher.wake, self),
+            waker=partial(Flusher.wake, app.flusher, self),
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
             last_alert_id=app.published_alert_id,
