@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections import deque
 from collections.abc import Awaitable
 from functools import lru_cache, partial
 from typing import Any
@@ -63,6 +64,35 @@ def _protocol_params(max_message_size: int, compress: bool) -> _WebSocketParams:
     return _WebSocketParams(
         max_message_size=max_message_size, compression_options={} if compress else None
     )
+
+
+class _ShortQueue(list[Any]):
+    """``deque.popleft`` on a list, for an open connection's ``IOStream`` write queues.
+
+    An empty ``deque`` costs about 760 bytes (its first 64-slot block), and an IOStream
+    has two (pending write futures, buffered chunks), against 56 bytes for an empty list.
+    These queues stay short here: the writer starts no new write while one is pending
+    (``write_pending``), and small writes are merged into one chunk by Tornado, so
+    ``pop(0)`` moves a few pointers. IOStream uses only what a list has plus ``popleft``
+    (``append``, ``[0]``, ``[-1]``, ``clear``, truth, iteration).
+    """
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
+def _shorten_write_queues(stream: object) -> None:
+    """Swap the stream's two write deques for :class:`_ShortQueue` (keeping what they
+    hold); left alone if a Tornado version no longer has them as deques."""
+    futures = getattr(stream, "_write_futures", None)
+    if type(futures) is deque:
+        setattr(stream, "_write_futures", _ShortQueue(futures))  # noqa: B010
+    buffer = getattr(stream, "_write_buffer", None)
+    chunks = getattr(buffer, "_buffers", None)
+    if type(chunks) is deque:
+        setattr(buffer, "_buffers", _ShortQueue(chunks))  # noqa: B010
 
 
 class _Protocol(WebSocketProtocol13):
@@ -224,7 +254,8 @@ class StreamWebSocketHandler(
         self.log.debug("rtstream: client %s connected", self.session.client_id)
 
     def _release_handshake_state(self) -> None:
-        """Drop what only the handshake needed (about 5 KB per connection).
+        """Drop what only the handshake needed (about 5 KB per connection), and give the
+        stream write queues sized for a connection that has one write pending at a time.
 
         Read before this point, never after: the request's headers, arguments and body
         (authentication, origin check, subprotocol, ``user_key``), the HTTP/1 connection
@@ -233,6 +264,8 @@ class StreamWebSocketHandler(
         What stays is what an open connection and its log lines use: the request's
         method, uri, path, remote_ip and timing, and the authenticated ``current_user``.
         """
+        if self.ws_connection is not None:
+            _shorten_write_queues(self.ws_connection.stream)
         request = self.request
         request.headers = _SPENT_HEADERS
         request.body = b""

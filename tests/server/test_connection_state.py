@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections import deque
 from typing import Any
 
 import pytest
@@ -54,6 +55,10 @@ async def test_open_connection_keeps_no_handshake_state(ws_connect: Any, rtstrea
     # The 101's response headers and the login cookie went out with the handshake.
     assert not handler._headers and not hasattr(handler, "_new_cookie")
     assert handler.ui is None
+    # The stream's write queues are lists (an empty deque holds a 64-slot block).
+    stream = handler.ws_connection.stream
+    assert not isinstance(stream._write_futures, deque)
+    assert not isinstance(stream._write_buffer._buffers, deque)
     # What the connection and its log lines still use is there.
     assert request.path.endswith("rtstream/ws") and request.remote_ip == "127.0.0.1"
     assert handler.current_user is not None and handler.user == "token"
