@@ -121,3 +121,23 @@ async def test_one_keepalive_timer_pings_everyone_and_closes_a_silent_peer(
         assert (await recv_until(live, of_type("ack")))["data"]["request_id"] == "alive"
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("rtstream_config", [{"websocket_compression": True}])
+async def test_compressed_connection_streams_through_the_shared_parameters(
+    jp_ws_fetch: Any, rtstream_app: Any, rtstream_config: Any
+) -> None:
+    # Two connections negotiate permessage-deflate from the one shared parameter object,
+    # and stream through Tornado's write_message path (frames are compressed per client).
+    sockets = [await jp_ws_fetch("rtstream", "ws", compression_options={}) for _ in range(2)]
+    for ws in sockets:
+        await send(ws, message_type="subscribe", subscription_type="market_data", symbol="AAPL")
+        await recv_until(ws, of_type("ack"))
+    handlers = list(rtstream_app.connections)
+    assert len(handlers) == 2
+    assert all(h.ws_connection._compressor is not None for h in handlers)
+    assert handlers[0].ws_connection.params is handlers[1].ws_connection.params
+    for ws in sockets:
+        first = (await recv_until(ws, of_type("market_data")))["seq"]
+        second = (await recv_until(ws, of_type("market_data")))["seq"]
+        assert second > first
