@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from jupyter_rtstream.server.ws_handler import _FRAME_LOOPS
+
 from .._wait import wait_until
 from ..conftest import RTSTREAM_TEST_CONFIG
 from .conftest import of_type, recv_until, send
@@ -70,11 +72,17 @@ async def test_open_connection_keeps_no_handshake_state(ws_connect: Any, rtstrea
     # The handshake's coroutines (Tornado's _execute, the auth wrappers, get()) finished:
     # only the frame loop runs for this connection.
     assert _tasks_running_for(handler) == []
-    assert len(_tasks_running_for(handler.ws_connection)) == 1
+    (frame_loop,) = _tasks_running_for(handler.ws_connection)
+    assert frame_loop in _FRAME_LOOPS
     # ... and the connection works as before.
     await send(ws, message_type="ping", request_id="still-here")
     ack = await recv_until(ws, of_type("ack"))
     assert ack["data"]["request_id"] == "still-here"
+    # Closed: the session goes, and the frame loop ends and lets go of its reference.
+    ws.close()
+    await wait_until(lambda: not rtstream_app.connections, what="connection released")
+    await wait_until(frame_loop.done, what="frame loop ended")
+    assert frame_loop not in _FRAME_LOOPS
 
 
 async def _silent_peer(port: int, path: str, headers: dict[str, str]) -> Any:
