@@ -29,6 +29,7 @@ from .feed import BackgroundSource, FeedRunner, SimulatedMarket
 from .flush import Flusher
 from .handlers import HANDLERS
 from .housekeeping import Housekeeping
+from .keepalive import KeepAlive
 from .pipeline import Pipeline
 from .replay import CsvReplay
 from .runtime import Connection
@@ -117,6 +118,10 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
             flood_tolerance=self.flood_tolerance,
         )
         self.connections: set[Connection] = set()
+        # Started by the first connection (its interval is the handler's ping_interval).
+        self.keepalive = KeepAlive(self.connections)
+        pipeline = self.pipeline
+        self.published_alert_id = lambda: pipeline.committer.last_alert_id
         self.server_closes: Counter[int] = Counter()
         self.flusher = Flusher()
         self.feed_runner: BackgroundSource | None = None
@@ -274,6 +279,7 @@ class RtstreamApp(RtstreamSettings, ExtensionApp):
         """Stop the feed, then close every client with 1001 and a spread ``retry_after``."""
         for timer in self._timers:
             timer.stop()
+        self.keepalive.stop()
         if self.warmup is not None:
             await self.warmup.stop()
         if self.feed_runner is not None:

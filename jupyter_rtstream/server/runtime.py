@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -18,6 +19,7 @@ from ..core.instruments import InstrumentRegistry
 from ..core.session import Limits, ServerSession
 from .bus import RedisRelay
 from .flush import Flusher
+from .keepalive import KeepAlive
 from .pipeline import Pipeline
 from .store_worker import StoreWorker
 
@@ -34,6 +36,9 @@ class Connection(Protocol):
 
     def shutdown(self, code: int, reason: str) -> None: ...
 
+    def send_ping(self) -> None:
+        """The keep-alive check: close a peer silent for too long, else ping it."""
+
 
 class Runtime(Protocol):
     """The extension's shared state and settings that handlers read."""
@@ -45,6 +50,10 @@ class Runtime(Protocol):
     limits: Limits
     flusher: Flusher
     connections: set[Connection]
+    #: Pings every open connection on one timer (not one timer per connection).
+    keepalive: KeepAlive
+    #: The newest published alert id (an alert topic's ack), one callable for all sessions.
+    published_alert_id: Callable[[], int | None]
     #: Closes the server asked for, by close code (``server_closes`` in the status API).
     server_closes: Counter[int]
     version: str

@@ -6,30 +6,124 @@ It owns no protocol logic: it feeds frames to a
 :meth:`~jupyter_rtstream.core.session.ServerSession.frames_to_send` returns, as pre-built
 frame bytes, awaiting the socket so that a slow client backs up into its own bounded
 outbox (and nobody else's). It asks the session, never the outbox or the hub.
+
+An open connection keeps only what it still uses (issue 15, idle memory per client): the
+handshake's request and response state is released once ``open()`` has run, the frame
+loop runs in a task of its own (so the coroutines of the handshake finish instead of
+staying suspended above it), and the keep-alive is the server's one timer
+(:class:`~.keepalive.KeepAlive`) instead of a ``PeriodicCallback`` per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
+from collections import deque
 from collections.abc import Awaitable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
+from tornado.httputil import HTTPHeaders
+from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.log import gen_log
+from tornado.websocket import (
+    WebSocketClosedError,
+    WebSocketHandler,
+    WebSocketProtocol13,
+    _WebSocketParams,
+)
 
 from ..core.errors import CloseCode, close_reason
 from ..core.messages import SUBPROTOCOL, SUBPROTOCOL_PREFIX
 from ..core.outbox import Frame
 from ..core.session import ServerSession
 from .bus import RedisRelay
+from .flush import Flusher
 from .runtime import AUTH_RESOURCE, RtstreamHandlerMixin, user_key
 from .wire import wire_bytes
+
+#: Stands in for the request's and the response's headers once the connection is open:
+#: nothing reads or writes them after the handshake (Tornado disables the response
+#: methods on a detached connection), so every connection can share one empty instance.
+_SPENT_HEADERS = HTTPHeaders()
+_NO_ARGUMENTS: dict[str, list[bytes]] = {}
+#: The running frame loops of every open connection (see ``_Protocol``).
+_FRAME_LOOPS: set[asyncio.Future[None]] = set()
+
+
+@lru_cache(maxsize=8)
+def _protocol_params(max_message_size: int, compress: bool) -> _WebSocketParams:
+    """One parameter object for every connection with the same settings (read-only to
+    Tornado): no ``ping_interval``, see ``StreamWebSocketHandler.get_websocket_protocol``."""
+    return _WebSocketParams(
+        max_message_size=max_message_size, compression_options={} if compress else None
+    )
+
+
+class _ShortQueue(list[Any]):
+    """``deque.popleft`` on a list, for an open connection's ``IOStream`` write queues.
+
+    An empty ``deque`` costs about 760 bytes (its first 64-slot block), and an IOStream
+    has two (pending write futures, buffered chunks), against 56 bytes for an empty list.
+    These queues stay short here: the writer starts no new write while one is pending
+    (``write_pending``), and small writes are merged into one chunk by Tornado, so
+    ``pop(0)`` moves a few pointers. IOStream uses only what a list has plus ``popleft``
+    (``append``, ``[0]``, ``[-1]``, ``clear``, truth, iteration).
+    """
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
+def _shorten_write_queues(stream: object) -> None:
+    """Swap the stream's two write deques for :class:`_ShortQueue` (keeping what they
+    hold); left alone if a Tornado version no longer has them as deques."""
+    futures = getattr(stream, "_write_futures", None)
+    if type(futures) is deque:
+        setattr(stream, "_write_futures", _ShortQueue(futures))  # noqa: B010
+    buffer = getattr(stream, "_write_buffer", None)
+    chunks = getattr(buffer, "_buffers", None)
+    if type(chunks) is deque:
+        setattr(buffer, "_buffers", _ShortQueue(chunks))  # noqa: B010
+
+
+class _Protocol(WebSocketProtocol13):
+    """Tornado's RFC 6455 protocol, with the frame loop in a task of its own.
+
+    Tornado awaits the frame loop at the bottom of the handshake, so the whole chain that
+    led there (``RequestHandler._execute``, jupyter_server's ``ws_authenticated`` and
+    ``authorized`` wrappers, ``get()``, ``accept_connection``) would stay suspended for
+    the connection's life, each coroutine with its frame. Started as a task instead (as
+    Tornado's own client side does), the handshake returns and only the loop remains.
+    Errors end as before: logged, and the connection aborted.
+    """
+
+    async def _receive_frame_loop(self) -> None:
+        # A strong reference (the event loop keeps weak ones only), held outside the
+        # protocol: one more attribute on it would cost a per-instance dict (~1.5 KB).
+        _FRAME_LOOPS.add(asyncio.ensure_future(self._run_frame_loop()))
+
+    async def _run_frame_loop(self) -> None:
+        try:
+            await super()._receive_frame_loop()
+        except asyncio.CancelledError:  # as accept_connection(): abort, do not log
+            self._abort()
+        except ValueError:
+            gen_log.debug("Malformed WebSocket request received", exc_info=True)
+            self._abort()
+        except Exception:  # what RequestHandler._execute logged before
+            self.handler.log_exception(*sys.exc_info())
+            self._abort()
+        finally:
+            _FRAME_LOOPS.discard(asyncio.current_task())
 
 
 class StreamWebSocketHandler(
@@ -76,6 +170,27 @@ class StreamWebSocketHandler(
             return float(super().ping_timeout)
         return float(self.app.heartbeat_interval) * 1500.0
 
+    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+        """Tornado's protocol without Tornado's own pinging: ``ping_interval`` above is
+        jupyter_server's (in milliseconds) and Tornado would read it as seconds, one
+        sleeping task per connection that pings every few hours. The keep-alive is
+        jupyter_server's check, run by the server's one timer (``app.keepalive``)."""
+        if self.request.headers.get("Sec-WebSocket-Version") != "13":
+            return None
+        options = self.get_compression_options()
+        if options:  # permessage-deflate with parameters of its own: not shared
+            params = _WebSocketParams(
+                max_message_size=self.max_message_size, compression_options=options
+            )
+        else:
+            params = _protocol_params(self.max_message_size, options is not None)
+        return _Protocol(self, False, params)
+
+    def send_ping(self) -> None:
+        """``WebSocketMixin``'s keep-alive check, for one connection (``app.keepalive``)."""
+        if self.ws_connection is not None:
+            super().send_ping()
+
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
 
@@ -95,7 +210,16 @@ class StreamWebSocketHandler(
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        super().open(*args, **kwargs)
+        # Not WebSocketMixin.open(): it would start a PeriodicCallback for this connection.
+        # The server's keep-alive timer pings it instead, with the same interval/timeout.
+        self.log.debug("Opening websocket %s", self.request.path)
+        self.last_ping = self.last_pong = IOLoop.current().time()
+        try:
+            self._open_session()
+        finally:
+            self._release_handshake_state()
+
+    def _open_session(self) -> None:
         self.set_nodelay(True)
         # permessage-deflate is settled by the handshake: without it, frames are shared bytes.
         self._plain = getattr(self.ws_connection, "_compressor", None) is None
@@ -118,15 +242,43 @@ class StreamWebSocketHandler(
             uuid.uuid4().hex,
             limits=app.limits,
             # The flusher's wake, bound to this connection once (called per message).
-            waker=partial(app.flusher.wake, self),
+            waker=partial(Flusher.wake, app.flusher, self),
             heartbeat_interval=app.heartbeat_interval,
             server_version=app.version,
-            last_alert_id=lambda: app.pipeline.committer.last_alert_id,
+            last_alert_id=app.published_alert_id,
             alert_store_id=app.store_worker.store.store_id,  # immutable: safe to read here
         )
         app.connections.add(self)
+        app.keepalive.start(self.ping_interval)
         self.session.opened()
         self.log.debug("rtstream: client %s connected", self.session.client_id)
+
+    def _release_handshake_state(self) -> None:
+        """Drop what only the handshake needed (about 5 KB per connection), and give the
+        stream write queues sized for a connection that has one write pending at a time.
+
+        Read before this point, never after: the request's headers, arguments and body
+        (authentication, origin check, subprotocol, ``user_key``), the HTTP/1 connection
+        objects the stream was detached from, the response headers and the login cookie
+        already written with the 101, the template namespace (Tornado clears it at close).
+        What stays is what an open connection and its log lines use: the request's
+        method, uri, path, remote_ip and timing, and the authenticated ``current_user``.
+        """
+        if self.ws_connection is not None:
+            _shorten_write_queues(self.ws_connection.stream)
+        request = self.request
+        request.headers = _SPENT_HEADERS
+        request.body = b""
+        request.arguments = request.query_arguments = request.body_arguments = _NO_ARGUMENTS
+        request.connection = None
+        request.server_connection = None
+        # del, not __dict__.pop(): reading __dict__ would give the object a dict of its own.
+        if hasattr(request, "_cookies"):
+            del request._cookies
+        self._headers = _SPENT_HEADERS
+        if hasattr(self, "_new_cookie"):
+            del self._new_cookie
+        self.ui = None  # type: ignore[assignment]
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if getattr(self, "session", None) is None:
