@@ -33,7 +33,14 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (``/proc/<pid>/stat``, 1/CLK_TCK)."""
+    """CPU seconds of process ``pid``, all its threads: its CPU-time clock (nanoseconds,
+    Linux), else user + system time from ``/proc/<pid>/stat`` (ticks of 1/CLK_TCK, 10 ms:
+    ±10 ticks on an 8 s window at 11 % CPU is ±1 µs per message at 10k msg/s)."""
+    try:
+        # Linux's process CPU clock id: MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED).
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except (OSError, OverflowError):
+        pass
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     # After "pid (comm)": state is field 3, utime field 14, stime field 15 (1-based).

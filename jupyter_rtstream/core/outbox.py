@@ -48,13 +48,15 @@ class CloseRequest(NamedTuple):
 class Outbox:
     """A client's bounded, conflating queue of frames waiting to be written.
 
-    Slotted and lean (one list, one dict, counters): one exists per connected client, and
+    Slotted and lean (one list, counters): one exists per connected client, and
     :meth:`push` runs once per message per subscriber, so it allocates nothing when a frame
-    is queued (the queue holds the shared frames; conflation remembers each conflatable
-    topic's position in it).
+    is queued (the queue holds the shared frames) and touches no other object of the client:
+    the conflation index (each conflatable topic's newest position in the queue) is built
+    only when the client starts lagging, the one time it is needed, from the queue itself.
     """
 
     __slots__ = (
+        "_fences",
         "_notified",
         "_pending",
         "_queue",
@@ -93,8 +95,12 @@ class Outbox:
         self.delivered = 0
         self.close_request: CloseRequest | None = None
         self._queue: list[Frame] = []
-        #: Conflatable topic -> index in ``_queue`` of its newest queued frame.
-        self._pending: dict[str, int] = {}
+        #: Conflatable topic -> index in ``_queue`` of its newest queued frame; None until
+        #: the client lags (:meth:`_index`), then kept up to date until the next drain.
+        self._pending: dict[str, int] | None = None
+        #: Topic -> queue length at :meth:`forget_topic`: frames before it are never
+        #: conflated into (None: no such topic since the last drain).
+        self._fences: dict[str, int] | None = None
         self._notified = False
 
     def __len__(self) -> int:
@@ -111,15 +117,20 @@ class Outbox:
         queue = self._queue
         topic = frame.topic
         if frame.conflatable and topic is not None:
+            pending = self._pending
             if self.nbytes > self.lag_bytes or len(queue) > self.lag_messages:  # lagging
-                index = self._pending.get(topic)
+                if pending is None:
+                    pending = self._pending = self._index()
+                index = pending.get(topic)
                 if index is not None:
                     self.nbytes += frame.nbytes - queue[index].nbytes
                     queue[index] = frame
                     self.conflated += 1
                     self.conflated_by_topic[topic] += 1
                     return
-            self._pending[topic] = len(queue)
+                pending[topic] = len(queue)
+            elif pending is not None:
+                pending[topic] = len(queue)
             queue.append(frame)
             self.nbytes += frame.nbytes
         else:
@@ -141,9 +152,28 @@ class Outbox:
         """Queue a must-deliver control message (ack, error, connection_status)."""
         self.push(Frame(text))
 
+    def _index(self) -> dict[str, int]:
+        """Each conflatable topic's newest queued frame (past the topic's fence)."""
+        fences = self._fences
+        index: dict[str, int] = {}
+        for i, queued in enumerate(self._queue):
+            topic = queued.topic
+            if (
+                queued.conflatable
+                and topic is not None
+                and (fences is None or i >= fences.get(topic, 0))
+            ):
+                index[topic] = i
+        return index
+
     def forget_topic(self, topic: str) -> None:
         """Stop conflating into frames queued before an unsubscribe/resubscribe."""
-        self._pending.pop(topic, None)
+        if self._pending is not None:
+            self._pending.pop(topic, None)
+        if self._queue:
+            if self._fences is None:
+                self._fences = {}
+            self._fences[topic] = len(self._queue)
 
     def request_close(self, code: int, reason: str, *, discard: bool = False) -> None:
         """Ask the I/O shell to close; what is queued is still sent unless ``discard``."""
@@ -151,7 +181,7 @@ class Outbox:
             self.close_request = CloseRequest(code, reason)
             if discard:
                 self._queue = []
-                self._pending.clear()
+                self._pending = self._fences = None
                 self.nbytes = 0
             if self.waker is not None:
                 self._notified = True
@@ -168,8 +198,7 @@ class Outbox:
         if not frames:
             return []
         self._queue = []
-        if self._pending:
-            self._pending.clear()
+        self._pending = self._fences = None
         self.nbytes = 0
         self.delivered += len(frames)
         return frames

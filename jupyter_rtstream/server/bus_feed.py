@@ -180,3 +180,9 @@ class TappedHub(Hub):
         frame = super()._publish_one(name, message)
         self.sink(frame)
         return frame
+
+    def publish_parts(self, name: str, head: str, tail: str) -> Frame:
+        """The prebuilt frames of our producers (the synthetic feed) go to the sink too."""
+        frame = super().publish_parts(name, head, tail)
+        self.sink(frame)
+        return frame

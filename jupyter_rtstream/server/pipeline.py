@@ -43,6 +43,7 @@ from ..core.messages import (
     topic_for,
     utc_now,
 )
+from ..core.prebuilt import MarketDataTemplate
 from ..core.vocabulary import split_topic
 from .alert_commit import AlertCommitter
 from .feed import Tick
@@ -97,6 +98,8 @@ class Pipeline:
         self._live: set[str] = set()
         #: symbol -> its (market_data, technical_indicators) topic names.
         self._names: dict[str, tuple[str, str]] = {}
+        #: symbol -> its market_data frame template (bounded by the known symbols, as above).
+        self._templates: dict[str, MarketDataTemplate] = {}
         self._analytics_interval = 0.0
         if hub.on_watch is None:  # the app may wrap it (the shared feed's symbols)
             hub.on_watch = self.on_watch
@@ -175,8 +178,20 @@ class Pipeline:
                 hub.advance(name, hub.last_seq(name) + 2)
         self._built[symbol] = instrument.ticks
         self._live.add(symbol)
-        hub.publish(self._market(instrument, tick, change))
-        hub.publish(self._indicators(instrument, values, utc_now()))
+        template = self._templates.get(symbol)
+        if template is None:
+            template = self._templates[symbol] = MarketDataTemplate(
+                names[0], instrument.instrument_id, symbol
+            )
+        now = utc_now()
+        parts = template.parts(now, tick.price, tick.volume, tick.timestamp, change)
+        if parts is not None:  # the model's text without the model (core/prebuilt.py)
+            hub.publish_parts(names[0], *parts)
+        else:
+            market = self._market(instrument, tick, change)
+            market.timestamp = now
+            hub.publish(market)
+        hub.publish(self._indicators(instrument, values, now))
 
     @staticmethod
     def _market(instrument: Instrument, tick: Tick, change: float) -> MarketData:

@@ -25,10 +25,12 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from datetime import datetime
 
 from ..core.hub import Hub
 from ..core.instruments import InstrumentRegistry
 from ..core.messages import MarketData, MarketDataPayload, topic_for, utc_now
+from ..core.prebuilt import MarketDataTemplate
 from .feed import BackgroundSource
 
 SYMBOL_PREFIX = "BENCH"
@@ -112,6 +114,10 @@ class SyntheticPublisher(BackgroundSource):
         self.symbols = synthetic_symbols(topics)
         self._instruments = [instruments.register(s) for s in self.symbols]
         self._topics = [topic_for("market_data", s) for s in self.symbols]
+        self._templates = [
+            MarketDataTemplate(topic, instrument.instrument_id, instrument.symbol)
+            for topic, instrument in zip(self._topics, self._instruments, strict=True)
+        ]
         self._prices = [100.0 + 10.0 * i for i in range(len(self.symbols))]
         self._open = list(self._prices)
         self._rng = random.Random(seed)
@@ -121,15 +127,29 @@ class SyntheticPublisher(BackgroundSource):
         self.schedule: RateSchedule | None = None
 
     def publish_one(self) -> None:
-        """Build, validate and publish the next message (round-robin over the symbols)."""
+        """Publish the next message (round-robin over the symbols), serialized from the
+        topic's :class:`~jupyter_rtstream.core.prebuilt.MarketDataTemplate`: the frame
+        ``encode(MarketData(...))`` would give, without building the model."""
         i = self._next
         self._next = (i + 1) % len(self.symbols)
         price = round(self._prices[i] * (1.0 + 0.0002 * (self._rng.random() - 0.5)), 4)
         self._prices[i] = price
         volume = float(100 * (1 + (self.published % 50)))
-        instrument = self._instruments[i]
         now = utc_now()
         change = (price / self._open[i] - 1.0) * 100.0
+        parts = self._templates[i].parts(now, price, volume, now, change)
+        if parts is not None:  # the common case: the same text, no model round trip
+            self.hub.publish_parts(self._topics[i], *parts)
+        else:
+            self._publish_model(i, now, price, volume, change)
+        self.published += 1
+        self.ticks += 1
+
+    def _publish_model(
+        self, i: int, now: datetime, price: float, volume: float, change: float
+    ) -> None:
+        """Build and validate the model (a value the template leaves to pydantic)."""
+        instrument = self._instruments[i]
         self.hub.publish(
             MarketData(
                 topic=self._topics[i],
@@ -144,8 +164,6 @@ class SyntheticPublisher(BackgroundSource):
                 ),
             )
         )
-        self.published += 1
-        self.ticks += 1
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -370,15 +370,25 @@ class StreamWebSocketHandler(
         self.close(code, reason)
 
     def _write(self, frames: list[Frame]) -> bool:
-        """Start writing ``frames``; False when the connection is gone."""
+        """Start writing ``frames``; False when the connection is gone.
+
+        The common case (permessage-deflate off, nothing queued in Tornado) is one
+        ``socket.send`` of the shared frame bytes and a few attribute reads: it runs once
+        per client per message, cold (after the clients and the kernel had the CPU), so it
+        touches as few objects as it can (``is_closing()`` as attributes: a closed stream
+        has no socket).
+        """
         conn = self.ws_connection
-        if conn is None or conn.is_closing():
+        if conn is None or conn.client_terminated or conn.server_terminated:
             return False
-        stream = getattr(conn, "stream", None)
+        stream = conn.stream
         try:
             if stream is not None and self._plain:
                 # One syscall for the batch; frame bytes shared with every other client.
-                data = wire_bytes(frames)
+                if len(frames) == 1:
+                    data = frames[0].wire or wire_bytes(frames)
+                else:
+                    data = wire_bytes(frames)
                 sock = stream.socket
                 if sock is not None and not stream.writing():
                     # Nothing queued in Tornado: send directly (no Future, no buffer copy);

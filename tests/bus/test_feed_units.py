@@ -7,10 +7,12 @@ import asyncio
 import pytest
 
 from jupyter_rtstream import feed
+from jupyter_rtstream.core.instruments import InstrumentRegistry
 from jupyter_rtstream.core.outbox import Frame
 from jupyter_rtstream.server.bus import _tick
 from jupyter_rtstream.server.bus_feed import RedisSink, TappedHub
 from jupyter_rtstream.server.bus_keys import entry_id, full_jitter, seq_of, stream_key, topic_of
+from jupyter_rtstream.server.synthetic import SyntheticPublisher
 
 from ..core._samples import market_data
 
@@ -35,6 +37,21 @@ def test_the_tapped_hub_numbers_and_hands_every_frame_over() -> None:
     hub.publish(market_data("AAPL"))
     assert [(f.topic, f.seq) for f in frames] == [("market_data:AAPL", 1), ("market_data:AAPL", 2)]
     assert len(hub.topics["market_data:AAPL"].buffer) == 1  # no clients: minimal buffer
+
+
+def test_the_tapped_hub_hands_over_prebuilt_frames_too() -> None:
+    """The synthetic feed publishes prebuilt frames (``Hub.publish_parts``), not models."""
+    frames: list[Frame] = []
+    hub = TappedHub(frames.append, epoch="E")
+    publisher = SyntheticPublisher(hub, InstrumentRegistry(), 10.0, 2)
+    for _ in range(4):
+        publisher.publish_one()
+    assert [(f.topic, f.seq) for f in frames] == [
+        ("market_data:BENCH0", 1),
+        ("market_data:BENCH1", 1),
+        ("market_data:BENCH0", 2),
+        ("market_data:BENCH1", 2),
+    ]
 
 
 def test_cli_accepts_the_jupyter_subcommand_form() -> None:
