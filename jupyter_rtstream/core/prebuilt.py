@@ -39,11 +39,11 @@ class MarketDataTemplate:
         self._head = '{"version":' + json.dumps(PROTOCOL_VERSION) + ',"timestamp":"'
         # Between the top-level timestamp and the seq, then from the seq to the price.
         self._data = (
-            '","topic":' + json.dumps(topic) + ',"seq":',
+            '","topic":' + json.dumps(topic, ensure_ascii=False) + ',"seq":',
             ',"message_type":"market_data","data":{"instrument_id":'
             + str(int(instrument_id))
             + ',"symbol":'
-            + json.dumps(symbol)
+            + json.dumps(symbol, ensure_ascii=False)
             + ',"price":',
         )
 

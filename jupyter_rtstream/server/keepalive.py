@@ -32,6 +32,7 @@ class KeepAlive:
     def __init__(self, connections: Iterable[Pingable]) -> None:
         self._connections = connections
         self._timer: PeriodicCallback | None = None
+        self._stopped = False
         self.interval_ms = 0.0
 
     @property
@@ -40,14 +41,17 @@ class KeepAlive:
 
     def start(self, interval_ms: float) -> None:
         """Start the timer (once: the interval comes from settings, the same for every
-        connection); ``interval_ms <= 0`` disables pings, as ``ws_ping_interval = 0``."""
-        if self._timer is not None or interval_ms <= 0:
+        connection); ``interval_ms <= 0`` disables pings, as ``ws_ping_interval = 0``.
+        Never again after :meth:`stop`: a handshake that completes while the server shuts
+        down must not leave a timer behind."""
+        if self._timer is not None or self._stopped or interval_ms <= 0:
             return
         self.interval_ms = interval_ms
         self._timer = PeriodicCallback(self._tick, interval_ms)
         self._timer.start()
 
     def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.stop()
             self._timer = None

@@ -90,3 +90,26 @@ def test_symbols_and_topics_are_json_escaped() -> None:
         ),
     )
     assert f"{parts[0]}12{parts[1]}" == encode(model)
+
+
+def test_non_ascii_names_are_written_as_pydantic_writes_them() -> None:
+    """pydantic writes UTF-8 as is where ``json.dumps`` would escape it: same bytes on the
+    wire (and the same ``nbytes`` in the outbox) whichever path built the frame."""
+    topic, symbol = "market_data:ÄPFEL", "ÄPFEL"
+    at = datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
+    parts = MarketDataTemplate(topic, 7, symbol).parts(at, 101.5, 3.0, at, -0.25)
+    assert parts is not None
+    model = MarketData(
+        topic=topic,
+        timestamp=at,
+        seq=5,
+        data=MarketDataPayload(
+            instrument_id=7,
+            symbol=symbol,
+            price=101.5,
+            volume=3.0,
+            timestamp=at,
+            change_percent=-0.25,
+        ),
+    )
+    assert f"{parts[0]}5{parts[1]}" == encode(model)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from jupyter_rtstream.server.keepalive import KeepAlive
 from jupyter_rtstream.server.ws_handler import _FRAME_LOOPS
 
 from .._wait import wait_until
@@ -149,3 +150,12 @@ async def test_compressed_connection_streams_through_the_shared_parameters(
         first = (await recv_until(ws, of_type("market_data")))["seq"]
         second = (await recv_until(ws, of_type("market_data")))["seq"]
         assert second > first
+
+
+def test_the_keepalive_does_not_start_again_once_stopped() -> None:
+    """A handshake that completes while the server shuts down (after ``stop_extension``
+    stopped the timer) must not leave a timer running."""
+    keepalive = KeepAlive(set())
+    keepalive.stop()
+    keepalive.start(1000.0)
+    assert not keepalive.running
